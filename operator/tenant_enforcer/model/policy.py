@@ -1,0 +1,104 @@
+"""TenantPolicy: one per tenant: what it owns, who to tell, which ladder applies."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from tenant_enforcer.model.duration import parse_time
+from tenant_enforcer.model.levels import Level
+
+# Never enforced, whatever a policy says; the API server rejects them by name too (CEL).
+PROTECTED_NAMESPACES = frozenset({"kube-system", "kube-public", "kube-node-lease"})
+PROTECTED_LABEL = "tenant-enforcer.io/protected"
+
+
+@dataclass(frozen=True)
+class Hold:
+    """While active, the tenant's target level is capped at `max_level` (an appeal, say)."""
+
+    until: datetime
+    reason: str
+    max_level: Level = Level.NOTICE
+
+
+@dataclass(frozen=True)
+class Approval:
+    """A person's approval of `level` for a tenant, covering the named verdicts."""
+
+    name: str
+    tenant: str
+    level: Level
+    verdicts: frozenset[str]
+    approver: str
+
+
+@dataclass(frozen=True)
+class LabelSelector:
+    match_labels: tuple[tuple[str, str], ...] = ()
+    # (key, operator, values): operators In, NotIn, Exists, DoesNotExist as in Kubernetes.
+    match_expressions: tuple[tuple[str, str, tuple[str, ...]], ...] = ()
+
+    def matches(self, labels: Mapping[str, str]) -> bool:
+        if any(labels.get(k) != v for k, v in self.match_labels):
+            return False
+        for key, op, values in self.match_expressions:
+            present = key in labels
+            ok = {
+                "In": present and labels.get(key) in values,
+                "NotIn": not present or labels.get(key) not in values,
+                "Exists": present,
+                "DoesNotExist": not present,
+            }.get(op, False)
+            if not ok:
+                return False
+        return True
+
+    @classmethod
+    def from_spec(cls, spec: Mapping[str, Any]) -> LabelSelector:
+        return cls(
+            match_labels=tuple(sorted((spec.get("matchLabels") or {}).items())),
+            match_expressions=tuple(
+                (e["key"], e["operator"], tuple(e.get("values") or ())) for e in spec.get("matchExpressions") or ()
+            ),
+        )
+
+
+@dataclass(frozen=True)
+class TenantPolicy:
+    name: str
+    tenant: str
+    ladder: str
+    namespace_names: tuple[str, ...] = ()
+    namespace_selector: LabelSelector | None = None
+    hold: Hold | None = None
+    generation: int = 0
+    created_at: datetime | None = None
+
+    def owns(self, namespace: str, labels: Mapping[str, str]) -> bool:
+        if namespace in self.namespace_names:
+            return True
+        return self.namespace_selector is not None and self.namespace_selector.matches(labels)
+
+    @classmethod
+    def from_resource(cls, body: Mapping[str, Any]) -> TenantPolicy:
+        meta, spec = body["metadata"], body["spec"]
+        ns = spec.get("namespaces") or {}
+        selector = ns.get("selector")
+        hold = spec.get("hold")
+        created = meta.get("creationTimestamp")
+        return cls(
+            name=meta["name"],
+            tenant=spec["tenant"],
+            ladder=spec["ladder"],
+            namespace_names=tuple(ns.get("names") or ()),
+            namespace_selector=LabelSelector.from_spec(selector) if selector else None,
+            hold=(
+                Hold(parse_time(hold["until"]), hold.get("reason", ""), Level.parse(hold.get("maxLevel", "Notice")))
+                if hold else None
+            ),
+            generation=int(meta.get("generation") or 0),
+            created_at=parse_time(created) if created else None,
+        )
