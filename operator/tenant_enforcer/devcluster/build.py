@@ -17,7 +17,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,6 +28,9 @@ KWOK_VERSION = "v0.8.0"
 
 KUBE_BINARIES = ("kube-apiserver", "kube-controller-manager", "kube-scheduler", "kubectl")
 MANIFEST = "manifest.json"
+
+# A build step fills `out` with binaries, working in `work`, logging to `log`.
+BuildStep = Callable[[Path, Path, Path], None]
 
 
 class BuildError(RuntimeError):
@@ -103,8 +106,15 @@ def _go_directive(go_mod: str) -> str:
     return found.group(1) if found else "1.25"
 
 
-def _wrapper_module(work: Path, module: str, require: dict[str, str], replace: dict[str, str],
-                    go_version: str, tools: list[str], log: Path) -> None:
+def _wrapper_module(
+    work: Path,
+    module: str,
+    require: dict[str, str],
+    replace: dict[str, str],
+    go_version: str,
+    tools: list[str],
+    log: Path,
+) -> None:
     lines = [f"module {module}", "", f"go {go_version}", "", "require ("]
     lines += [f"\t{m} {v}" for m, v in require.items()] + [")", ""]
     if replace:
@@ -121,8 +131,12 @@ def _ldflags_kubernetes(version: str) -> str:
     major, minor = version.lstrip("v").split(".")[:2]
     stamps = []
     for pkg in ("k8s.io/component-base/version", "k8s.io/client-go/pkg/version"):
-        stamps += [f"-X {pkg}.gitVersion={version}", f"-X {pkg}.gitMajor={major}",
-                   f"-X {pkg}.gitMinor={minor}", f"-X {pkg}.gitTreeState=clean"]
+        stamps += [
+            f"-X {pkg}.gitVersion={version}",
+            f"-X {pkg}.gitMajor={major}",
+            f"-X {pkg}.gitMinor={minor}",
+            f"-X {pkg}.gitTreeState=clean",
+        ]
     return "-s -w " + " ".join(stamps)
 
 
@@ -139,28 +153,57 @@ def _build_kubernetes(out: Path, work: Path, log: Path) -> None:
         raise BuildError("found no staging replace directives in k8s.io/kubernetes go.mod")
     tools = [f"k8s.io/kubernetes/cmd/{b}" for b in KUBE_BINARIES]
     with _progress(f"wrapper module for k8s.io/kubernetes {version} (go mod tidy)"):
-        _wrapper_module(work, "tenant-enforcer.local/k8s-build", {"k8s.io/kubernetes": version},
-                        replace, _go_directive(upstream), tools, log)
-    for binary, pkg in zip(KUBE_BINARIES, tools):
+        _wrapper_module(
+            work,
+            "tenant-enforcer.local/k8s-build",
+            {"k8s.io/kubernetes": version},
+            replace,
+            _go_directive(upstream),
+            tools,
+            log,
+        )
+    for binary, pkg in zip(KUBE_BINARIES, tools, strict=True):
         with _progress(binary):
-            _go(["build", "-trimpath", "-ldflags", _ldflags_kubernetes(version),
-                 "-o", str(out / binary), pkg], work, log)
+            _go(
+                [
+                    "build",
+                    "-trimpath",
+                    "-ldflags",
+                    _ldflags_kubernetes(version),
+                    "-o",
+                    str(out / binary),
+                    pkg,
+                ],
+                work,
+                log,
+            )
 
 
 def _build_etcd(out: Path, work: Path, log: Path) -> None:
     module = "go.etcd.io/etcd/server/v3"
     upstream = _download_go_mod(module, ETCD_VERSION, work, log)
     with _progress(f"wrapper module for etcd {ETCD_VERSION} (go mod tidy)"):
-        _wrapper_module(work, "tenant-enforcer.local/etcd-build", {module: ETCD_VERSION}, {},
-                        _go_directive(upstream), [module], log)
+        _wrapper_module(
+            work,
+            "tenant-enforcer.local/etcd-build",
+            {module: ETCD_VERSION},
+            {},
+            _go_directive(upstream),
+            [module],
+            log,
+        )
     with _progress("etcd"):
         _go(["build", "-trimpath", "-ldflags", "-s -w", "-o", str(out / "etcd"), module], work, log)
 
 
 def _build_kwok(out: Path, work: Path, log: Path) -> None:
     with _progress("kwok"):
-        _go(["install", "-trimpath", "-ldflags", "-s -w", f"sigs.k8s.io/kwok/cmd/kwok@{KWOK_VERSION}"],
-            work, log, env={"GOBIN": str(out)})
+        _go(
+            ["install", "-trimpath", "-ldflags", "-s -w", f"sigs.k8s.io/kwok/cmd/kwok@{KWOK_VERSION}"],
+            work,
+            log,
+            env={"GOBIN": str(out)},
+        )
     # kwok needs its stage definitions (node/pod lifecycles); they ship inside the module.
     info = json.loads(_go(["mod", "download", "-json", f"sigs.k8s.io/kwok@{KWOK_VERSION}"], work, log))
     # Nodes also need heartbeats, or the node-lifecycle controller taints them and evicts pods.
@@ -171,7 +214,7 @@ def _build_kwok(out: Path, work: Path, log: Path) -> None:
                 shutil.copy(yaml_file, out / f"stage-{yaml_file.name}")
 
 
-def _cached(name: str, builder: "BuildStep") -> Path:
+def _cached(name: str, builder: BuildStep) -> Path:
     """Return the cache dir for `name`, building it first if absent.
 
     The build fills a temporary sibling directory that is renamed into place only when
@@ -201,10 +244,6 @@ def _cached(name: str, builder: "BuildStep") -> Path:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return final
-
-
-class BuildStep:  # pragma: no cover - typing aid only
-    def __call__(self, out: Path, work: Path, log: Path) -> None: ...
 
 
 def _from_assets(name: str) -> Path | None:
@@ -249,8 +288,14 @@ def ensure_binaries(with_kwok: bool = False) -> Binaries:
 def main() -> None:
     started = time.monotonic()
     bins = ensure_binaries(with_kwok=True)
-    for path in (bins.kube_apiserver, bins.kube_controller_manager, bins.kube_scheduler,
-                 bins.kubectl, bins.etcd, bins.kwok):
+    for path in (
+        bins.kube_apiserver,
+        bins.kube_controller_manager,
+        bins.kube_scheduler,
+        bins.kubectl,
+        bins.etcd,
+        bins.kwok,
+    ):
         if path is not None:
             _log(f"{path} ({path.stat().st_size / 1e6:.0f} MB)")
     _log(f"all binaries ready in {time.monotonic() - started:.0f} s")

@@ -17,7 +17,7 @@ import subprocess
 import tempfile
 import time
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -110,8 +110,14 @@ class _Starter:
         log = self.dir / f"{name}.log"
         handle = log.open("wb")
         try:
-            proc = subprocess.Popen(argv, stdout=handle, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                    start_new_session=True, preexec_fn=_die_with_parent)
+            proc = subprocess.Popen(
+                argv,
+                stdout=handle,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
+                preexec_fn=_die_with_parent,
+            )
         except OSError as exc:
             raise ClusterError(f"cannot start {name} ({argv[0]}): {exc}") from exc
         finally:
@@ -120,22 +126,21 @@ class _Starter:
         self.components.append(component)
         return component
 
-    def wait_until(self, component: Component, ready: "_Probe", timeout: float, what: str) -> None:
+    def wait_until(self, component: Component, ready: Callable[[], bool], timeout: float, what: str) -> None:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if component.process.poll() is not None:
                 raise ClusterError(
                     f"{component.name} exited with code {component.process.returncode} before {what} "
-                    f"(port {component.port}); log {component.log}:\n{component.tail()}")
+                    f"(port {component.port}); log {component.log}:\n{component.tail()}"
+                )
             if ready():
                 return
             time.sleep(0.2)
-        raise ClusterError(f"{component.name} did not become {what} within {timeout:.0f} s "
-                           f"(port {component.port}); log {component.log}:\n{component.tail()}")
-
-
-class _Probe:  # pragma: no cover - typing aid
-    def __call__(self) -> bool: ...
+        raise ClusterError(
+            f"{component.name} did not become {what} within {timeout:.0f} s "
+            f"(port {component.port}); log {component.log}:\n{component.tail()}"
+        )
 
 
 def _http_ok(url: str, context: ssl.SSLContext | None = None) -> bool:
@@ -150,29 +155,51 @@ def _kubeconfig(path: Path, server: str, ca: Path, client: CertPair, user: str) 
     def b64(p: Path) -> str:
         return base64.b64encode(p.read_bytes()).decode()
 
-    path.write_text(yaml.safe_dump({
-        "apiVersion": "v1",
-        "kind": "Config",
-        "clusters": [{"name": "local", "cluster": {"server": server, "certificate-authority-data": b64(ca)}}],
-        "users": [{"name": user, "user": {"client-certificate-data": b64(client.cert),
-                                          "client-key-data": b64(client.key)}}],
-        "contexts": [{"name": "local", "context": {"cluster": "local", "user": user}}],
-        "current-context": "local",
-    }))
+    path.write_text(
+        yaml.safe_dump(
+            {
+                "apiVersion": "v1",
+                "kind": "Config",
+                "clusters": [
+                    {"name": "local", "cluster": {"server": server, "certificate-authority-data": b64(ca)}}
+                ],
+                "users": [
+                    {
+                        "name": user,
+                        "user": {
+                            "client-certificate-data": b64(client.cert),
+                            "client-key-data": b64(client.key),
+                        },
+                    }
+                ],
+                "contexts": [{"name": "local", "context": {"cluster": "local", "user": user}}],
+                "current-context": "local",
+            }
+        )
+    )
     path.chmod(0o600)
 
 
 def _start_etcd(st: _Starter) -> str:
     client, peer = free_port(), free_port()
     url = f"http://127.0.0.1:{client}"
-    etcd = st.spawn("etcd", [
-        str(st.bins.etcd), "--name=local", f"--data-dir={st.dir / 'etcd-data'}",
-        f"--listen-client-urls={url}", f"--advertise-client-urls={url}",
-        f"--listen-peer-urls=http://127.0.0.1:{peer}", f"--initial-advertise-peer-urls=http://127.0.0.1:{peer}",
-        f"--initial-cluster=local=http://127.0.0.1:{peer}",
-        # A throw-away cluster: durability buys nothing and fsync dominates its latency.
-        "--unsafe-no-fsync", "--log-level=warn",
-    ], port=client)
+    etcd = st.spawn(
+        "etcd",
+        [
+            str(st.bins.etcd),
+            "--name=local",
+            f"--data-dir={st.dir / 'etcd-data'}",
+            f"--listen-client-urls={url}",
+            f"--advertise-client-urls={url}",
+            f"--listen-peer-urls=http://127.0.0.1:{peer}",
+            f"--initial-advertise-peer-urls=http://127.0.0.1:{peer}",
+            f"--initial-cluster=local=http://127.0.0.1:{peer}",
+            # A throw-away cluster: durability buys nothing and fsync dominates its latency.
+            "--unsafe-no-fsync",
+            "--log-level=warn",
+        ],
+        port=client,
+    )
     st.wait_until(etcd, lambda: _http_ok(f"{url}/health"), 30, "healthy")
     return url
 
@@ -185,16 +212,28 @@ def _start_apiserver(st: _Starter, etcd_url: str) -> tuple[str, Path]:
     server = f"https://127.0.0.1:{port}"
     kubeconfig = st.dir / "admin.kubeconfig"
     _kubeconfig(kubeconfig, server, st.pki.ca.cert, admin, "admin")
-    apiserver = st.spawn("kube-apiserver", [
-        str(st.bins.kube_apiserver), f"--etcd-servers={etcd_url}",
-        "--bind-address=127.0.0.1", "--advertise-address=127.0.0.1", f"--secure-port={port}",
-        f"--tls-cert-file={serving.cert}", f"--tls-private-key-file={serving.key}",
-        f"--client-ca-file={st.pki.ca.cert}", "--authorization-mode=RBAC",
-        f"--service-account-key-file={sa.cert}", f"--service-account-signing-key-file={sa.key}",
-        "--service-account-issuer=https://kubernetes.default.svc.cluster.local",
-        "--service-cluster-ip-range=10.0.0.0/24", "--allow-privileged=true",
-        "--disable-admission-plugins=ServiceAccount", "--v=1",
-    ], port=port)
+    apiserver = st.spawn(
+        "kube-apiserver",
+        [
+            str(st.bins.kube_apiserver),
+            f"--etcd-servers={etcd_url}",
+            "--bind-address=127.0.0.1",
+            "--advertise-address=127.0.0.1",
+            f"--secure-port={port}",
+            f"--tls-cert-file={serving.cert}",
+            f"--tls-private-key-file={serving.key}",
+            f"--client-ca-file={st.pki.ca.cert}",
+            "--authorization-mode=RBAC",
+            f"--service-account-key-file={sa.cert}",
+            f"--service-account-signing-key-file={sa.key}",
+            "--service-account-issuer=https://kubernetes.default.svc.cluster.local",
+            "--service-cluster-ip-range=10.0.0.0/24",
+            "--allow-privileged=true",
+            "--disable-admission-plugins=ServiceAccount",
+            "--v=1",
+        ],
+        port=port,
+    )
     context = ssl.create_default_context(cafile=str(st.pki.ca.cert))
     context.load_cert_chain(str(admin.cert), str(admin.key))
     st.wait_until(apiserver, lambda: _http_ok(f"{server}/readyz", context), 90, "ready (/readyz)")
@@ -203,24 +242,44 @@ def _start_apiserver(st: _Starter, etcd_url: str) -> tuple[str, Path]:
 
 def _start_controllers(st: _Starter, kubeconfig: Path) -> None:
     sa_key = st.pki.directory / "sa.key"
-    kcm = st.spawn("kube-controller-manager", [
-        str(st.bins.kube_controller_manager), f"--kubeconfig={kubeconfig}", "--leader-elect=false",
-        f"--service-account-private-key-file={sa_key}", f"--root-ca-file={st.pki.ca.cert}",
-        f"--cluster-signing-cert-file={st.pki.ca.cert}", f"--cluster-signing-key-file={st.pki.ca.key}",
-        "--use-service-account-credentials=false", "--bind-address=127.0.0.1", "--secure-port=0",
-        "--controllers=*,-nodeipam,-cloud-node-lifecycle,-service-lb-controller,-route", "--v=1",
-    ])
+    kcm = st.spawn(
+        "kube-controller-manager",
+        [
+            str(st.bins.kube_controller_manager),
+            f"--kubeconfig={kubeconfig}",
+            "--leader-elect=false",
+            f"--service-account-private-key-file={sa_key}",
+            f"--root-ca-file={st.pki.ca.cert}",
+            f"--cluster-signing-cert-file={st.pki.ca.cert}",
+            f"--cluster-signing-key-file={st.pki.ca.key}",
+            "--use-service-account-credentials=false",
+            "--bind-address=127.0.0.1",
+            "--secure-port=0",
+            "--controllers=*,-nodeipam,-cloud-node-lifecycle,-service-lb-controller,-route",
+            "--v=1",
+        ],
+    )
     scheduler_port = free_port()
-    scheduler = st.spawn("kube-scheduler", [
-        str(st.bins.kube_scheduler), f"--kubeconfig={kubeconfig}", "--leader-elect=false",
-        "--bind-address=127.0.0.1", f"--secure-port={scheduler_port}",
-        f"--authentication-kubeconfig={kubeconfig}", f"--authorization-kubeconfig={kubeconfig}", "--v=1",
-    ], port=scheduler_port)
+    scheduler = st.spawn(
+        "kube-scheduler",
+        [
+            str(st.bins.kube_scheduler),
+            f"--kubeconfig={kubeconfig}",
+            "--leader-elect=false",
+            "--bind-address=127.0.0.1",
+            f"--secure-port={scheduler_port}",
+            f"--authentication-kubeconfig={kubeconfig}",
+            f"--authorization-kubeconfig={kubeconfig}",
+            "--v=1",
+        ],
+        port=scheduler_port,
+    )
     insecure = ssl.create_default_context()
     insecure.check_hostname = False
     insecure.verify_mode = ssl.CERT_NONE
-    st.wait_until(scheduler, lambda: _http_ok(f"https://127.0.0.1:{scheduler_port}/healthz", insecure),
-                  60, "healthy")
+    st.wait_until(
+        scheduler, lambda: _http_ok(f"https://127.0.0.1:{scheduler_port}/healthz", insecure), 60, "healthy"
+    )
     # kube-controller-manager serves nothing here; give it a moment to fail fast on bad flags.
     time.sleep(1)
     if kcm.process.poll() is not None:
@@ -230,27 +289,52 @@ def _start_controllers(st: _Starter, kubeconfig: Path) -> None:
 def _start_kwok(st: _Starter, kubeconfig: Path, nodes: int) -> None:
     assert st.bins.kwok is not None
     configs = [f"--config={p}" for p in st.bins.kwok_stages]
-    kwok = st.spawn("kwok", [
-        str(st.bins.kwok), f"--kubeconfig={kubeconfig}", "--manage-all-nodes=false",
-        f"--manage-nodes-with-annotation-selector={FAKE_NODE_ANNOTATION}=fake",
-        "--cidr=10.244.0.0/16", "--node-ip=10.1.0.1", *configs,
-    ])
+    kwok = st.spawn(
+        "kwok",
+        [
+            str(st.bins.kwok),
+            f"--kubeconfig={kubeconfig}",
+            "--manage-all-nodes=false",
+            f"--manage-nodes-with-annotation-selector={FAKE_NODE_ANNOTATION}=fake",
+            "--cidr=10.244.0.0/16",
+            "--node-ip=10.1.0.1",
+            *configs,
+        ],
+    )
     nodes_file = st.dir / "kwok-nodes.yaml"
     nodes_file.write_text(yaml.safe_dump_all([_fake_node(f"kwok-node-{i}") for i in range(nodes)]))
-    subprocess.run([str(st.bins.kubectl), f"--kubeconfig={kubeconfig}", "apply", "-f", str(nodes_file)],
-                   check=True, capture_output=True)
-    ready_cmd = [str(st.bins.kubectl), f"--kubeconfig={kubeconfig}", "wait", "--for=condition=Ready",
-                 "node", "--all", "--timeout=1s"]
-    st.wait_until(kwok, lambda: subprocess.run(ready_cmd, capture_output=True).returncode == 0, 60,
-                  "managing Ready nodes")
+    subprocess.run(
+        [str(st.bins.kubectl), f"--kubeconfig={kubeconfig}", "apply", "-f", str(nodes_file)],
+        check=True,
+        capture_output=True,
+    )
+    ready_cmd = [
+        str(st.bins.kubectl),
+        f"--kubeconfig={kubeconfig}",
+        "wait",
+        "--for=condition=Ready",
+        "node",
+        "--all",
+        "--timeout=1s",
+    ]
+    st.wait_until(
+        kwok,
+        lambda: subprocess.run(ready_cmd, capture_output=True).returncode == 0,
+        60,
+        "managing Ready nodes",
+    )
 
 
 def _fake_node(name: str) -> dict[str, object]:
     capacity = {"cpu": "32", "memory": "256Gi", "pods": "110"}
     return {
-        "apiVersion": "v1", "kind": "Node",
-        "metadata": {"name": name, "annotations": {FAKE_NODE_ANNOTATION: "fake"},
-                     "labels": {"type": "kwok", "kubernetes.io/hostname": name, "kubernetes.io/os": "linux"}},
+        "apiVersion": "v1",
+        "kind": "Node",
+        "metadata": {
+            "name": name,
+            "annotations": {FAKE_NODE_ANNOTATION: "fake"},
+            "labels": {"type": "kwok", "kubernetes.io/hostname": name, "kubernetes.io/os": "linux"},
+        },
         "spec": {},
         "status": {"allocatable": capacity, "capacity": capacity},
     }

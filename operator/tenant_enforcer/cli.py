@@ -1,0 +1,182 @@
+"""`tenant-enforcer`: run the operator, try it locally, check files, preview a decision."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+
+import yaml
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    from tenant_enforcer.controller.runner import OperatorConfig, run
+
+    run(
+        OperatorConfig(
+            kubeconfig=args.kubeconfig,
+            namespace=args.namespace,
+            dry_run=args.dry_run,
+            workers=args.workers,
+            liveness=args.liveness,
+        )
+    )
+    return 0
+
+
+def _cmd_dev_cluster(args: argparse.Namespace) -> int:
+    from tenant_enforcer.devcluster.build import ensure_binaries
+
+    if args.action == "build":
+        print(ensure_binaries(with_kwok=True))
+        return 0
+    from tenant_enforcer.devcluster.cluster import running_cluster
+
+    with running_cluster(args.dir, full=args.full) as cluster:
+        print(
+            f"control plane up: {cluster.server}\nexport KUBECONFIG={cluster.kubeconfig}\n"
+            f"kubectl: {cluster.kubectl}\nCtrl-C stops it.",
+            flush=True,
+        )
+        try:
+            import threading
+
+            threading.Event().wait()
+        except KeyboardInterrupt:
+            print("stopping")
+    return 0
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    from tenant_enforcer.demo import run_demo
+
+    return run_demo(keep=args.keep, workdir=args.dir)
+
+
+def _load_docs(paths: Sequence[Path]) -> list[dict[str, object]]:
+    docs: list[dict[str, object]] = []
+    for path in paths:
+        docs += [d for d in yaml.safe_load_all(path.read_text()) if isinstance(d, dict)]
+    return docs
+
+
+def _cmd_validate(args: argparse.Namespace) -> int:
+    """A quick offline check with the operator's own parser; the API server has the last word."""
+    from tenant_enforcer.model.ladder import Ladder
+    from tenant_enforcer.model.policy import TenantPolicy
+    from tenant_enforcer.model.verdict import Verdict
+
+    parsers = {
+        "EnforcementLadder": Ladder.from_resource,
+        "TenantPolicy": TenantPolicy.from_resource,
+        "ModerationVerdict": Verdict.from_resource,
+    }
+    bad = 0
+    for doc in _load_docs(args.files):
+        kind = str(doc.get("kind"))
+        meta = doc.get("metadata")
+        name = meta.get("name", "?") if isinstance(meta, dict) else "?"
+        if kind not in parsers:
+            continue
+        try:
+            parsers[kind](doc)
+            print(f"ok       {kind}/{name}")
+        except (KeyError, ValueError, TypeError) as exc:
+            bad += 1
+            print(f"invalid  {kind}/{name}: {exc}")
+    return 1 if bad else 0
+
+
+def _cmd_plan(args: argparse.Namespace) -> int:
+    """What the ladder decides for these verdicts at a given time: no cluster needed."""
+    from tenant_enforcer.core.ladder import evaluate
+    from tenant_enforcer.model.duration import format_time, parse_time
+    from tenant_enforcer.model.ladder import Ladder
+    from tenant_enforcer.model.verdict import Verdict
+
+    docs = _load_docs(args.files)
+    ladders = [Ladder.from_resource(d) for d in docs if d.get("kind") == "EnforcementLadder"]
+    if len(ladders) != 1:
+        print("give exactly one EnforcementLadder among the files", file=sys.stderr)
+        return 2
+    verdicts = [Verdict.from_resource(d) for d in docs if d.get("kind") == "ModerationVerdict"]
+    now = parse_time(args.at) if args.at else datetime.now(UTC)
+    decision = evaluate(ladders[0], verdicts, now)
+    print(
+        yaml.safe_dump(
+            {
+                "at": format_time(now),
+                "targetLevel": decision.target.api_name,
+                "reason": decision.reason,
+                "activeVerdicts": list(decision.active_verdicts),
+                "nextDueAt": format_time(decision.next_due) if decision.next_due else None,
+                "awaitingApproval": decision.awaiting_approval.api_name
+                if decision.awaiting_approval
+                else None,
+                "verdicts": {
+                    n: {"state": e.state.value, "level": e.level.api_name}
+                    for n, e in decision.verdicts.items()
+                },
+            },
+            sort_keys=False,
+        ),
+        end="",
+    )
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="tenant-enforcer", description=__doc__)
+    parser.add_argument("-v", "--verbose", action="store_true")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    run = sub.add_parser("run", help="run the operator")
+    run.add_argument("--kubeconfig", type=Path, help="default: in-cluster service account")
+    run.add_argument(
+        "--namespace", default="tenant-enforcer", help="the operator's own (protected) namespace"
+    )
+    run.add_argument("--dry-run", action="store_true", help="plan and record, change nothing")
+    run.add_argument("--workers", type=int, default=4, help="concurrent tenant reconciles")
+    run.add_argument("--liveness", help="liveness endpoint, e.g. http://0.0.0.0:8080/healthz")
+    run.set_defaults(func=_cmd_run)
+
+    dev = sub.add_parser("dev-cluster", help="build or start the local control plane")
+    dev.add_argument("action", choices=["build", "up"])
+    dev.add_argument("--full", action="store_true", help="add controllers, scheduler and KWOK nodes")
+    dev.add_argument("--dir", type=Path, help="working directory (default: a new temporary one)")
+    dev.set_defaults(func=_cmd_dev_cluster)
+
+    demo = sub.add_parser("demo", help="the worked example on a local control plane")
+    demo.add_argument("--keep", action="store_true", help="leave the cluster and operator running")
+    demo.add_argument("--dir", type=Path)
+    demo.set_defaults(func=_cmd_demo)
+
+    validate = sub.add_parser("validate", help="check ladder/policy/verdict YAML files offline")
+    validate.add_argument("files", nargs="+", type=Path)
+    validate.set_defaults(func=_cmd_validate)
+
+    plan = sub.add_parser("plan", help="decide the level for a ladder and verdict files, offline")
+    plan.add_argument("files", nargs="+", type=Path)
+    plan.add_argument("--at", help="RFC 3339 time to decide at (default: now)")
+    plan.set_defaults(func=_cmd_plan)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    if not args.verbose:
+        # kopf logs every successful handler call at INFO: one line per watch event.
+        logging.getLogger("kopf.objects").setLevel(logging.WARNING)
+    result: int = args.func(args)
+    return result
+
+
+if __name__ == "__main__":
+    sys.exit(main())

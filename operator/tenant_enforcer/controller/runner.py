@@ -1,0 +1,104 @@
+"""Wire the operator together and run kopf: `tenant-enforcer run` and the in-process tests."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import kopf
+from kubernetes import client, config
+
+from tenant_enforcer.controller.handlers import Runtime, register_handlers
+from tenant_enforcer.controller.queue import WorkQueue
+from tenant_enforcer.controller.reconcile import Reconciler
+from tenant_enforcer.controller.store import ClusterView
+from tenant_enforcer.controller.workers import Workers
+from tenant_enforcer.record.events import EventRecorder
+from tenant_enforcer.record.writer import StatusWriter
+from tenant_enforcer.targets.base import Clients
+from tenant_enforcer.targets.registry import load_builtin_targets
+
+log = logging.getLogger(__name__)
+PREFIX = "tenant-enforcer.io"
+
+
+@dataclass(frozen=True)
+class OperatorConfig:
+    kubeconfig: Path | None = None  # None: in-cluster service account
+    namespace: str = "tenant-enforcer"  # the operator's own namespace (always protected)
+    dry_run: bool = False
+    workers: int = 4
+    liveness: str | None = None  # e.g. http://0.0.0.0:8080/healthz
+
+
+def kube_configuration(kubeconfig: Path | None) -> Any:
+    cfg = client.Configuration()
+    if kubeconfig:
+        config.load_kube_config(config_file=str(kubeconfig), client_configuration=cfg)  # type: ignore[no-untyped-call]
+    else:
+        config.load_incluster_config(client_configuration=cfg)  # type: ignore[no-untyped-call]
+    return cfg
+
+
+def connection_info(cfg: Any) -> kopf.ConnectionInfo:
+    """The same credentials for kopf's watches as for our client: one source of truth."""
+    auth = (cfg.api_key or {}).get("authorization", "") or (cfg.api_key or {}).get("BearerToken", "")
+    scheme, _, token = auth.partition(" ")
+    return kopf.ConnectionInfo(
+        server=cfg.host,
+        ca_path=cfg.ssl_ca_cert,
+        insecure=not cfg.verify_ssl,
+        certificate_path=cfg.cert_file,
+        private_key_path=cfg.key_file,
+        scheme=scheme or None,
+        token=token or None,
+        default_namespace="default",
+    )
+
+
+def kopf_settings() -> kopf.OperatorSettings:
+    settings = kopf.OperatorSettings()
+    settings.persistence.finalizer = f"{PREFIX}/finalizer"
+    settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=PREFIX)
+    settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
+        prefix=PREFIX, key="last-handled-configuration"
+    )
+    settings.posting.level = logging.WARNING
+    return settings
+
+
+def run(
+    conf: OperatorConfig, stop: threading.Event | None = None, ready: threading.Event | None = None
+) -> None:
+    """Run until `stop` is set (or a signal, when on the main thread)."""
+    cfg = kube_configuration(conf.kubeconfig)
+    cfg.connection_pool_maxsize = max(4, conf.workers * 2)
+    api = client.ApiClient(cfg)
+    targets = load_builtin_targets().build(Clients(api))
+    view = ClusterView()
+    queue = WorkQueue()
+    writer = StatusWriter(api)
+    reconciler = Reconciler(view, targets, writer, EventRecorder(api), conf.namespace, conf.dry_run)
+    registry = kopf.OperatorRegistry()
+    register_handlers(registry, Runtime(view, queue, reconciler, writer, lambda: connection_info(cfg)))
+    workers = Workers(queue, reconciler.reconcile, conf.workers)
+    workers.start()
+    try:
+        asyncio.run(
+            kopf.operator(
+                registry=registry,
+                settings=kopf_settings(),
+                clusterwide=True,
+                standalone=True,
+                liveness_endpoint=conf.liveness,
+                stop_flag=stop,
+                ready_flag=ready,
+            )
+        )
+    finally:
+        workers.stop()
+        api.close()  # type: ignore[no-untyped-call]

@@ -1,0 +1,1 @@
+"""Record: status and conditions, Events, metrics.  Everything a person reads afterwards."""
