@@ -21,11 +21,21 @@ CRDS = ROOT / "crds"
 
 
 def install_crds(cluster: LocalCluster) -> None:
-    subprocess.run(cluster.kubectl_cmd("apply", "--server-side", "-f", str(CRDS)), check=True,
-                   capture_output=True)
-    subprocess.run(cluster.kubectl_cmd("wait", "--for=condition=Established", "--timeout=60s",
-                                       "crd", "-l", "app.kubernetes.io/part-of=tenant-enforcer"),
-                   check=True, capture_output=True)
+    subprocess.run(
+        cluster.kubectl_cmd("apply", "--server-side", "-f", str(CRDS)), check=True, capture_output=True
+    )
+    subprocess.run(
+        cluster.kubectl_cmd(
+            "wait",
+            "--for=condition=Established",
+            "--timeout=60s",
+            "crd",
+            "-l",
+            "app.kubernetes.io/part-of=tenant-enforcer",
+        ),
+        check=True,
+        capture_output=True,
+    )
 
 
 @pytest.fixture(scope="session")

@@ -10,7 +10,7 @@ import subprocess
 import threading
 import time
 from collections.abc import Callable
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -76,7 +76,7 @@ def _story(cluster: LocalCluster) -> None:
     _kubectl(cluster, "get", "tenant-enforcer")
 
     _say("the moderation pipeline files a high-severity violence verdict against acme")
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     _kubectl(cluster, "apply", "-f", "-", stdin=_verdict(REPO / "examples/verdicts/high.yaml", now))
     _wait("level Notice", lambda: _status(cluster, "level") == "Notice")
     print(

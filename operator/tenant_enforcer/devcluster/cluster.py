@@ -82,7 +82,20 @@ class LocalCluster:
     binaries: Binaries
     kubeconfig: Path
     server: str
+    pki: LocalPKI | None = None
     components: list[Component] = field(default_factory=list)
+
+    @property
+    def audit_log(self) -> Path:
+        return self.directory / "audit.log"
+
+    def kubeconfig_for(self, user: str, groups: tuple[str, ...] = ("system:masters",)) -> Path:
+        """A kubeconfig with a client certificate for `user`, e.g. the operator's own identity."""
+        assert self.pki is not None
+        pair = self.pki.issue(f"user-{user}", user, org=",".join(groups) or None)
+        path = self.directory / f"{user}.kubeconfig"
+        _kubeconfig(path, self.server, self.pki.ca.cert, pair, user)
+        return path
 
     @property
     def kubectl(self) -> Path:
@@ -180,6 +193,18 @@ def _kubeconfig(path: Path, server: str, ca: Path, client: CertPair, user: str) 
     path.chmod(0o600)
 
 
+def _audit_policy(directory: Path) -> Path:
+    path = directory / "audit-policy.yaml"
+    path.write_text(yaml.safe_dump({
+        "apiVersion": "audit.k8s.io/v1", "kind": "Policy", "omitStages": ["RequestReceived"],
+        "rules": [
+            {"level": "Metadata", "verbs": ["create", "update", "patch", "delete", "deletecollection"]},
+            {"level": "None"},
+        ],
+    }))
+    return path
+
+
 def _start_etcd(st: _Starter) -> str:
     client, peer = free_port(), free_port()
     url = f"http://127.0.0.1:{client}"
@@ -230,6 +255,11 @@ def _start_apiserver(st: _Starter, etcd_url: str) -> tuple[str, Path]:
             "--service-cluster-ip-range=10.0.0.0/24",
             "--allow-privileged=true",
             "--disable-admission-plugins=ServiceAccount",
+            # Every write, by whom: tests count the operator's API writes from this log.
+            f"--audit-policy-file={_audit_policy(st.dir)}",
+            f"--audit-log-path={st.dir / 'audit.log'}",
+            "--audit-log-format=json",
+            "--audit-log-mode=blocking",
             "--v=1",
         ],
         port=port,
@@ -356,7 +386,7 @@ def start_cluster(directory: Path | None = None, *, full: bool = False, nodes: i
         for component in reversed(starter.components):
             component.stop()
         raise
-    return LocalCluster(workdir, binaries, kubeconfig, server, starter.components)
+    return LocalCluster(workdir, binaries, kubeconfig, server, starter.pki, starter.components)
 
 
 @contextmanager

@@ -106,7 +106,8 @@ class Ladder:
             notice_period=parse_duration(spec.get("noticePeriod", "24h")),
             escalations=tuple(Escalation.from_spec(e) for e in spec.get("escalations") or ()),
             approval_required=(
-                frozenset(Level.parse(x) for x in approval) if approval is not None
+                frozenset(Level.parse(x) for x in approval)
+                if approval is not None
                 else frozenset({Level.DEPROVISION})
             ),
             scale_down=ScaleDownSettings(replicas=int(scale.get("replicas", 0))),

@@ -61,7 +61,8 @@ class LabelSelector:
         return cls(
             match_labels=tuple(sorted((spec.get("matchLabels") or {}).items())),
             match_expressions=tuple(
-                (e["key"], e["operator"], tuple(e.get("values") or ())) for e in spec.get("matchExpressions") or ()
+                (e["key"], e["operator"], tuple(e.get("values") or ()))
+                for e in spec.get("matchExpressions") or ()
             ),
         )
 
@@ -96,8 +97,13 @@ class TenantPolicy:
             namespace_names=tuple(ns.get("names") or ()),
             namespace_selector=LabelSelector.from_spec(selector) if selector else None,
             hold=(
-                Hold(parse_time(hold["until"]), hold.get("reason", ""), Level.parse(hold.get("maxLevel", "Notice")))
-                if hold else None
+                Hold(
+                    parse_time(hold["until"]),
+                    hold.get("reason", ""),
+                    Level.parse(hold.get("maxLevel", "Notice")),
+                )
+                if hold
+                else None
             ),
             generation=int(meta.get("generation") or 0),
             created_at=parse_time(created) if created else None,
