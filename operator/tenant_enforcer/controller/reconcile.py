@@ -124,7 +124,12 @@ class Reconciler:
                 problem=Problem("LadderInvalid", f"EnforcementLadder {policy.ladder}: {ladder_entry.error}"),
             ), False
         claimants = {ns: [e.policy for e in entries if e.policy] for ns, entries in snap.claimants.items()}
-        scope = resolve_scope(policy, snap.namespaces, claimants, self.operator_namespace)
+        holders = {
+            e.name: frozenset(self._previous(e).get("namespaces") or ())
+            for entries in snap.claimants.values()
+            for e in entries
+        }
+        scope = resolve_scope(policy, snap.namespaces, claimants, self.operator_namespace, holders)
         if scope.problem_reason:
             return Outcome(held, problem=Problem(scope.problem_reason, scope.problem or "")), False
         decision = evaluate(ladder, [v.verdict for v in snap.verdicts if v.verdict], now, policy.hold)

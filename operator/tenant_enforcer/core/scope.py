@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -38,12 +38,20 @@ def resolve_scope(
     namespaces: Mapping[str, Mapping[str, str]],
     claimants: Mapping[str, Sequence[TenantPolicy]],
     operator_namespace: str,
+    held: Mapping[str, frozenset[str]] | None = None,
 ) -> Scope:
     """The existing namespaces `policy` owns, or the reason it may act on none of them.
 
     A policy that reaches a protected namespace, or one an earlier policy already claims,
-    is refused as a whole: acting on the rest would half-apply a level.
+    is refused as a whole: acting on the rest would half-apply a level.  `held` maps policy
+    names to the namespaces their status already lists: a policy that holds a namespace
+    keeps it against any newcomer (creation times have one-second resolution).
     """
+    held = held or {}
+
+    def claim_order(ns: str) -> Callable[[TenantPolicy], tuple[bool, datetime, str]]:
+        return lambda p: (ns not in held.get(p.name, frozenset()), *precedence(p))
+
     owned = sorted(n for n, labels in namespaces.items() if policy.owns(n, labels))
     protected = sorted(
         {n for n in owned if is_protected(n, namespaces[n], operator_namespace)}
@@ -58,7 +66,7 @@ def resolve_scope(
         )
     taken = {}
     for ns in owned:
-        first = min(claimants.get(ns, [policy]), key=precedence)
+        first = min(claimants.get(ns, [policy]), key=claim_order(ns))
         if first.name != policy.name:
             taken[ns] = first.name
     if taken:
