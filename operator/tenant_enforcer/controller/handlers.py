@@ -47,7 +47,7 @@ def register_handlers(registry: kopf.OperatorRegistry, rt: Runtime) -> None:
     @kopf.on.event(GROUP, VERSION, POLICIES, registry=registry)
     def policy_event(event: Any, body: kopf.Body, name: str, uid: str, **_: Any) -> None:
         if _deleted(event):
-            rt.reconciler.forget(uid)
+            rt.reconciler.recorder.forget(uid)
             rt.queue.add_many(rt.view.delete_policy(name))
         else:
             rt.queue.add_many(rt.view.put_policy(policy_entry(body)))
@@ -65,7 +65,7 @@ def register_handlers(registry: kopf.OperatorRegistry, rt: Runtime) -> None:
     @kopf.on.event(GROUP, VERSION, VERDICTS, registry=registry)
     def verdict_event(event: Any, body: kopf.Body, name: str, uid: str, **_: Any) -> None:
         if _deleted(event):
-            rt.reconciler.forget(uid)
+            rt.reconciler.recorder.forget(uid)
             rt.queue.add_many(rt.view.delete_verdict(name))
         else:
             rt.queue.add_many(rt.view.put_verdict(verdict_entry(body)))

@@ -1,8 +1,8 @@
 """One tenant's reconcile: observe → decide → act → record.  Level-triggered and idempotent.
 
-Everything is read from the in-memory view, decided by the pure core, applied through the
-target registry, and recorded as status, Events and verdict states.  Running it twice in a
-row writes nothing the second time.
+Everything is read from the in-memory view (plus the tenant's objects, through the
+targets), decided by the pure core, applied by the actuator, and recorded as status,
+Events and verdict states.  Running it twice in a row writes nothing the second time.
 """
 
 from __future__ import annotations
@@ -12,25 +12,26 @@ import threading
 from collections import defaultdict
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
-from tenant_enforcer.controller.store import ClusterView, PolicyEntry, Snapshot, VerdictEntry
-from tenant_enforcer.core.ladder import Decision, evaluate
-from tenant_enforcer.core.plan import Action, plan
+from tenant_enforcer.controller.act import Actuator
+from tenant_enforcer.controller.store import ClusterView, PolicyEntry, Snapshot
+from tenant_enforcer.core.ladder import evaluate
+from tenant_enforcer.core.plan import plan
 from tenant_enforcer.core.scope import precedence, resolve_scope
-from tenant_enforcer.model.ladder import Ladder, Mode
+from tenant_enforcer.model.ladder import Mode
 from tenant_enforcer.model.levels import Level
-from tenant_enforcer.model.refs import Observed
-from tenant_enforcer.model.verdict import VerdictState
-from tenant_enforcer.record import events as ev
-from tenant_enforcer.record.events import EventRecorder, Involved
-from tenant_enforcer.record.status import Outcome, Problem, changed, policy_status
-from tenant_enforcer.record.writer import POLICIES, VERDICTS, StatusWriter
-from tenant_enforcer.targets.base import Target, TenantScope
+from tenant_enforcer.record.recorder import Recorder, Subject, held_level
+from tenant_enforcer.record.status import Outcome, Problem
+from tenant_enforcer.targets.base import TenantScope
 from tenant_enforcer.targets.errors import ErrorClass, TargetError
 
 log = logging.getLogger(__name__)
+
+# An enforced tenant is looked at again this often even without events: it catches new
+# objects created in its namespaces (they carry no marker for the focused watch to see).
+RESYNC = timedelta(minutes=5)
 
 
 @dataclass(frozen=True)
@@ -40,40 +41,32 @@ class ReconcileResult:
     outcomes: Mapping[str, Outcome] | None = None  # by policy name
 
 
-def _held(status: Mapping[str, Any]) -> Level:
-    try:
-        return Level.parse(status.get("level") or "None")
-    except ValueError:
-        return Level.NONE
-
-
 def _entry_precedence(entry: PolicyEntry) -> tuple[Any, ...]:
     return precedence(entry.policy) if entry.policy else (datetime.max.isoformat(), entry.name)
+
+
+def _subject(entry: Any) -> Subject:
+    return Subject(entry.name, entry.uid, entry.status)
 
 
 class Reconciler:
     def __init__(
         self,
         view: ClusterView,
-        targets: Mapping[str, Target],
-        writer: StatusWriter,
-        events: EventRecorder,
+        actuator: Actuator,
+        recorder: Recorder,
         operator_namespace: str,
         dry_run: bool = False,
     ) -> None:
         self.view = view
-        self.targets = dict(targets)
-        self.thresholds = {kind: t.acts_from for kind, t in self.targets.items()}
-        self.highest = max(self.thresholds.values(), default=Level.NONE)
-        self.writer = writer
-        self.events = events
+        self.actuator = actuator
+        self.recorder = recorder
+        self.traits = {kind: target.traits() for kind, target in actuator.targets.items()}
+        self.highest = max((t.acts_from for t in self.traits.values()), default=Level.NONE)
         self.operator_namespace = operator_namespace
         self.dry_run = dry_run
         self._guard = threading.Lock()
         self._locks: dict[str, threading.Lock] = defaultdict(threading.Lock)
-        # What we last wrote, by uid: the watch may lag behind our own writes, and reading a
-        # stale status back would repeat a patch and its Events.
-        self._written: dict[str, Mapping[str, Any]] = {}
 
     def _lock(self, tenant: str) -> threading.Lock:
         with self._guard:
@@ -83,30 +76,35 @@ class Reconciler:
         with self._lock(tenant):
             snap = self.view.snapshot(tenant)
             if not snap.policies:
-                self._record_verdicts(snap.verdicts, None, tenant, known_tenant=False)
+                for v in snap.verdicts:
+                    self.recorder.verdict(_subject(v), v.verdict, v.error, None, tenant, tenant_known=False)
                 return ReconcileResult()
             winner, *losers = sorted(snap.policies, key=_entry_precedence)
             outcomes = {}
+            verdict_uids = {v.name: v.uid for v in snap.verdicts}
             for loser in losers:
                 outcomes[loser.name] = Outcome(
-                    level=_held(self._previous(loser)),
+                    level=held_level(self.recorder.previous(_subject(loser))),
                     problem=Problem(
                         "DuplicateTenant", f"tenant {tenant} already has TenantPolicy {winner.name}"
                     ),
                 )
-                self._record_policy(loser, outcomes[loser.name], now, snap.verdicts)
+                self.recorder.policy(
+                    _subject(loser), outcomes[loser.name], _generation(loser), now, verdict_uids
+                )
             outcome, retry = self._reconcile_policy(winner, snap, now)
             outcomes[winner.name] = outcome
-            self._record_policy(winner, outcome, now, snap.verdicts)
+            self.recorder.policy(_subject(winner), outcome, _generation(winner), now, verdict_uids)
             if outcome.decision:
-                self._record_verdicts(snap.verdicts, outcome.decision, tenant)
+                for v in snap.verdicts:
+                    self.recorder.verdict(_subject(v), v.verdict, v.error, outcome.decision, tenant, True)
             next_due = outcome.decision.next_due if outcome.decision else None
+            if outcome.level > Level.NONE:
+                next_due = min(filter(None, (next_due, now + RESYNC)))
             return ReconcileResult(next_due, retry, outcomes)
 
-    # --- decide and act -----------------------------------------------------------------
-
     def _reconcile_policy(self, entry: PolicyEntry, snap: Snapshot, now: datetime) -> tuple[Outcome, bool]:
-        held = _held(self._previous(entry))
+        held = held_level(self.recorder.previous(_subject(entry)))
         policy = entry.policy
         if policy is None:
             return Outcome(
@@ -125,22 +123,20 @@ class Reconciler:
             ), False
         claimants = {ns: [e.policy for e in entries if e.policy] for ns, entries in snap.claimants.items()}
         holders = {
-            e.name: frozenset(self._previous(e).get("namespaces") or ())
+            e.name: frozenset(self.recorder.previous(_subject(e)).get("namespaces") or ())
             for entries in snap.claimants.values()
             for e in entries
         }
         scope = resolve_scope(policy, snap.namespaces, claimants, self.operator_namespace, holders)
         if scope.problem_reason:
             return Outcome(held, problem=Problem(scope.problem_reason, scope.problem or "")), False
+
         decision = evaluate(ladder, [v.verdict for v in snap.verdicts if v.verdict], now, policy.hold)
         if entry.deleting:
             decision = replace(
                 decision, target=Level.NONE, reason="the TenantPolicy is being deleted: lifting"
             )
         effective = min(decision.target, self.highest)
-        tenant_scope = TenantScope(policy.tenant, {ns: snap.namespaces[ns] for ns in scope.namespaces})
-        inventory = [obs for target in self.targets.values() for obs in target.discover(tenant_scope)]
-        actions = plan(effective, inventory, self.thresholds)
         problem = None
         if decision.target > self.highest:
             problem = Problem(
@@ -148,133 +144,47 @@ class Reconciler:
                 f"{decision.target.api_name} is called for; this version implements levels up to "
                 f"{self.highest.api_name}, so {effective.api_name} is applied",
             )
+
+        try:  # observe the tenant's objects; never act on a partial view
+            saved = self.actuator.prior.load(policy.tenant)
+            tenant_scope = TenantScope(
+                policy.tenant, {ns: snap.namespaces[ns] for ns in scope.namespaces}, ladder, saved
+            )
+            inventory = [obs for t in self.actuator.targets.values() for obs in t.discover(tenant_scope)]
+        except TargetError as exc:
+            if exc.error_class is ErrorClass.FATAL:
+                return Outcome(
+                    held, decision, scope.namespaces, problem=Problem("ObserveFailed", str(exc))
+                ), False
+            return Outcome(held, decision, scope.namespaces, failures=(str(exc),)), True
+
+        actions = plan(effective, inventory, self.traits)
         if self.dry_run or ladder.mode is Mode.DRY_RUN:
             observed = max((o.applied for o in inventory), default=Level.NONE)
             return Outcome(
                 observed, decision, scope.namespaces, tuple(actions), problem=problem, dry_run=True
             ), False
-        failures, fatal = self._execute(actions, ladder, tenant_scope)
-        if fatal:
-            problem = Problem("ActionFailed", "; ".join(fatal))
-        level = effective if not failures and not fatal else _partial_level(held, inventory)
-        return Outcome(level, decision, scope.namespaces, tuple(actions), tuple(failures), problem), bool(
-            failures
-        )
 
-    def _execute(
-        self, actions: list[Action], ladder: Ladder, scope: TenantScope
-    ) -> tuple[list[str], list[str]]:
-        """Run every action, collecting failures instead of stopping at the first one."""
-        transient: list[str] = []
-        fatal: list[str] = []
-        for action in actions:
-            target = self.targets[action.ref.kind]
-            try:
-                if action.is_restore:
-                    target.restore(action.ref, scope)
-                else:
-                    target.apply(action.ref, action.level, ladder, scope)
-            except TargetError as exc:
-                (fatal if exc.error_class is ErrorClass.FATAL else transient).append(str(exc))
-        return transient, fatal
-
-    # --- record -------------------------------------------------------------------------
-
-    def _previous(self, entry: PolicyEntry) -> Mapping[str, Any]:
-        return self._written.get(entry.uid, entry.status)
-
-    def _record_policy(
-        self, entry: PolicyEntry, outcome: Outcome, now: datetime, verdicts: list[VerdictEntry]
-    ) -> None:
-        previous = self._previous(entry)
-        generation = entry.policy.generation if entry.policy else 0
-        status = policy_status(previous, outcome, generation, now)
-        patch = changed(previous, status)
-        if not patch:
-            return
-        self.writer.patch(POLICIES, entry.name, patch)
-        self._written[entry.uid] = status
-        self._policy_events(entry, previous, outcome, {v.name: v.uid for v in verdicts})
-
-    def _policy_events(
-        self,
-        entry: PolicyEntry,
-        previous: Mapping[str, Any],
-        outcome: Outcome,
-        verdict_uids: Mapping[str, str],
-    ) -> None:
-        who = Involved("TenantPolicy", entry.name, entry.uid)
-        before, after = _held(previous), outcome.level
-        reason = outcome.decision.reason if outcome.decision else ""
-        if after != before:
-            kind = ev.LEVEL_RAISED if after > before else ev.LEVEL_LIFTED
-            self.events.emit(who, kind, f"{before.api_name} → {after.api_name}: {reason}")
-        if previous.get("targetLevel", "None") != outcome.target.api_name:
-            self.events.emit(who, ev.TARGET_CHANGED, f"target level {outcome.target.api_name}: {reason}")
-        if outcome.problem and previous.get("reason") != outcome.problem.message:
-            self.events.emit(
-                who, ev.STALLED, f"{outcome.problem.reason}: {outcome.problem.message}", warning=True
+        result = self.actuator.run(actions, inventory, tenant_scope)
+        if result.fatal:
+            problem = Problem("ActionFailed", "; ".join(result.fatal))
+        elif result.reverted:
+            problem = Problem(
+                "ExternallyReverted",
+                "kept being changed back by someone else, so re-asserting "
+                "stopped for now: " + ", ".join(result.reverted),
             )
-        if outcome.failures:
-            self.events.emit(who, ev.ACTIONS_FAILED, "; ".join(outcome.failures), warning=True)
-        if outcome.dry_run and outcome.planned:
-            self.events.emit(
-                who, ev.DRY_RUN_PLAN, "would: " + "; ".join(a.describe() for a in outcome.planned)
-            )
-        if after != before and outcome.decision:
-            for name in outcome.decision.active_verdicts:
-                if name in verdict_uids:
-                    self.events.emit(
-                        Involved("ModerationVerdict", name, verdict_uids[name]),
-                        ev.TENANT_LEVEL,
-                        f"tenant held at {after.api_name}",
-                    )
-
-    def _record_verdicts(
-        self, verdicts: list[VerdictEntry], decision: Decision | None, tenant: str, known_tenant: bool = True
-    ) -> None:
-        for entry in verdicts:
-            status = _verdict_status(entry, decision if known_tenant else None, tenant)
-            if status is None:
-                continue
-            previous = self._written.get(entry.uid, entry.status)
-            patch = changed(previous, status)
-            if not patch:
-                continue
-            self.writer.patch(VERDICTS, entry.name, patch)
-            self._written[entry.uid] = status
-            self.events.emit(
-                Involved("ModerationVerdict", entry.name, entry.uid),
-                ev.VERDICT_STATE,
-                f"{previous.get('state', 'New')} → {status['state']}: {status['message']}",
-                warning=status["state"] == VerdictState.UNKNOWN_TENANT.value,
-            )
-
-    def forget(self, uid: str) -> None:
-        self._written.pop(uid, None)
+        level = held if result.failed else effective
+        return Outcome(
+            level,
+            decision,
+            scope.namespaces,
+            tuple(actions),
+            tuple(result.transient),
+            problem,
+            conflicts=tuple(result.conflicts),
+        ), bool(result.transient)
 
 
-def _partial_level(held: Level, inventory: list[Observed]) -> Level:
-    """After a failure, claim no more than what every object already had before it."""
-    return min((o.applied for o in inventory), default=held)
-
-
-def _verdict_status(entry: VerdictEntry, decision: Decision | None, tenant: str) -> dict[str, Any] | None:
-    if entry.verdict is None:
-        return {"state": None, "reason": "InvalidSpec", "message": entry.error or "spec could not be read"}
-    if decision is None:
-        return {
-            "state": VerdictState.UNKNOWN_TENANT.value,
-            "reason": "UnknownTenant",
-            "message": f"no TenantPolicy names tenant {tenant}; this verdict has no effect",
-        }
-    evaluation = decision.verdicts.get(entry.name)
-    if evaluation is None:
-        return None
-    if evaluation.state is VerdictState.ACTIVE and evaluation.level > Level.NONE:
-        message = f"calls for {evaluation.level.api_name} by rule {evaluation.rule}"
-    elif evaluation.state is VerdictState.ACTIVE:
-        message = "matches no rule of the ladder" if entry.verdict.outcome.value == "violation" else "clears"
-    else:
-        message = evaluation.state.value.lower()
-    return {"state": evaluation.state.value, "reason": evaluation.state.value, "message": message}
+def _generation(entry: PolicyEntry) -> int:
+    return entry.policy.generation if entry.policy else 0

@@ -12,13 +12,16 @@ from typing import Any
 import kopf
 from kubernetes import client, config
 
+from tenant_enforcer.controller.act import Actuator
 from tenant_enforcer.controller.handlers import Runtime, register_handlers
 from tenant_enforcer.controller.queue import WorkQueue
 from tenant_enforcer.controller.reconcile import Reconciler
 from tenant_enforcer.controller.store import ClusterView
 from tenant_enforcer.controller.workers import Workers
 from tenant_enforcer.record.events import EventRecorder
+from tenant_enforcer.record.recorder import Recorder
 from tenant_enforcer.record.writer import StatusWriter
+from tenant_enforcer.state.prior import PriorStateStore
 from tenant_enforcer.targets.base import Clients
 from tenant_enforcer.targets.registry import load_builtin_targets
 
@@ -60,6 +63,17 @@ def connection_info(cfg: Any) -> kopf.ConnectionInfo:
     )
 
 
+def ensure_namespace(api: Any, name: str) -> None:
+    """Our own namespace holds prior state; create it when running outside the Helm chart."""
+    core = client.CoreV1Api(api)
+    try:
+        body: Any = {"metadata": {"name": name, "labels": {"tenant-enforcer.io/protected": "true"}}}
+        core.create_namespace(body)
+    except client.ApiException as exc:
+        if exc.status != 409:
+            raise
+
+
 def kopf_settings() -> kopf.OperatorSettings:
     settings = kopf.OperatorSettings()
     settings.persistence.finalizer = f"{PREFIX}/finalizer"
@@ -79,10 +93,13 @@ def run(
     cfg.connection_pool_maxsize = max(4, conf.workers * 2)
     api = client.ApiClient(cfg)
     targets = load_builtin_targets().build(Clients(api))
+    ensure_namespace(api, conf.namespace)
     view = ClusterView()
     queue = WorkQueue()
     writer = StatusWriter(api)
-    reconciler = Reconciler(view, targets, writer, EventRecorder(api), conf.namespace, conf.dry_run)
+    actuator = Actuator(targets, PriorStateStore(api, conf.namespace))
+    recorder = Recorder(writer, EventRecorder(api))
+    reconciler = Reconciler(view, actuator, recorder, conf.namespace, conf.dry_run)
     registry = kopf.OperatorRegistry()
     register_handlers(registry, Runtime(view, queue, reconciler, writer, lambda: connection_info(cfg)))
     workers = Workers(queue, reconciler.reconcile, conf.workers)
@@ -101,4 +118,5 @@ def run(
         )
     finally:
         workers.stop()
+        actuator.close()
         api.close()  # type: ignore[no-untyped-call]

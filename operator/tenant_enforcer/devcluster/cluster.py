@@ -195,13 +195,22 @@ def _kubeconfig(path: Path, server: str, ca: Path, client: CertPair, user: str) 
 
 def _audit_policy(directory: Path) -> Path:
     path = directory / "audit-policy.yaml"
-    path.write_text(yaml.safe_dump({
-        "apiVersion": "audit.k8s.io/v1", "kind": "Policy", "omitStages": ["RequestReceived"],
-        "rules": [
-            {"level": "Metadata", "verbs": ["create", "update", "patch", "delete", "deletecollection"]},
-            {"level": "None"},
-        ],
-    }))
+    path.write_text(
+        yaml.safe_dump(
+            {
+                "apiVersion": "audit.k8s.io/v1",
+                "kind": "Policy",
+                "omitStages": ["RequestReceived"],
+                "rules": [
+                    {
+                        "level": "Metadata",
+                        "verbs": ["create", "update", "patch", "delete", "deletecollection"],
+                    },
+                    {"level": "None"},
+                ],
+            }
+        )
+    )
     return path
 
 

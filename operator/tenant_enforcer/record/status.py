@@ -40,6 +40,7 @@ class Outcome:
     failures: tuple[str, ...] = ()  # actions that failed and will be retried
     problem: Problem | None = None
     dry_run: bool = False
+    conflicts: tuple[str, ...] = ()  # restores left undone because someone changed the object
     extra_conditions: tuple[c.Condition, ...] = field(default_factory=tuple)
 
     @property

@@ -7,54 +7,86 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
+from tenant_enforcer.core.plan import TargetTraits
 from tenant_enforcer.model.ladder import Ladder
 from tenant_enforcer.model.levels import Level
 from tenant_enforcer.model.refs import ObjectRef, Observed
 
-TENANT_LABEL = "tenant-enforcer.io/tenant"
-LEVEL_LABEL = "tenant-enforcer.io/level"
+# Labels and annotations we put on what we enforce; restore removes them again.
+ENFORCED_LABEL = "tenant-enforcer.io/enforced-for"  # value: tenant; the focused watch selects on it
+LEVEL_LABEL = "tenant-enforcer.io/level"  # on namespaces: the tenant's level
+LEVEL_ANNOTATION = "tenant-enforcer.io/level"  # on enforced objects: the level we hold them at
 MANAGED_BY = {"app.kubernetes.io/managed-by": "tenant-enforcer"}
 
 
 @dataclass(frozen=True)
+class PriorRecord:
+    """The state of an object before our first change: saved once, never overwritten."""
+
+    ref: ObjectRef
+    state: Mapping[str, Any]
+    captured_at: str = ""
+
+
+@dataclass(frozen=True)
 class TenantScope:
-    """What the controller observed about one tenant: its namespaces with their labels."""
+    """What the controller observed and decided about one tenant, handed to every target."""
 
     tenant: str
-    namespaces: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
+    namespaces: Mapping[str, Mapping[str, str]] = field(default_factory=dict)  # name → labels
+    ladder: Ladder | None = None
+    saved: Mapping[ObjectRef, PriorRecord] = field(default_factory=dict)  # prior state by object
+
+    def saved_of_kind(self, kind: str) -> dict[ObjectRef, PriorRecord]:
+        return {ref: rec for ref, rec in self.saved.items() if ref.kind == kind}
 
 
 @dataclass(frozen=True)
 class Clients:
     """API clients handed to targets; a target takes only what it needs."""
 
-    kube: Any  # kubernetes.client.ApiClient (typed loosely: the client ships no stubs)
+    kube: Any  # kubernetes.client.ApiClient
     field_manager: str = "tenant-enforcer"
 
 
 class Target(ABC):
-    """discover → (capture prior state) → apply a level → restore.
+    """discover → (prior state saved by the controller) → apply a level → restore.
 
     `kind` names the objects it handles; `acts_from` is the lowest level at which it changes
-    anything.  `rbac` lists the Kubernetes permissions it needs, checked against the Helm
-    chart by a test.
+    anything (`graded` targets record the exact level).  `rbac` lists the Kubernetes
+    permissions it needs, checked against the Helm chart by a test.  `watch` names the
+    client method that lists its kind in all namespaces, for the focused watch on enforced
+    objects (None: nothing to watch).
     """
 
     kind: ClassVar[str]
     acts_from: ClassVar[Level]
+    graded: ClassVar[bool] = False
     rbac: ClassVar[tuple[Mapping[str, Any], ...]] = ()
+    watch: ClassVar[tuple[str, str] | None] = None  # (client API class, list-for-all-namespaces method)
 
     def __init__(self, clients: Clients) -> None:
         self.clients = clients
 
+    @classmethod
+    def traits(cls) -> TargetTraits:
+        return TargetTraits(cls.acts_from, cls.graded)
+
     @abstractmethod
     def discover(self, scope: TenantScope) -> list[Observed]:
-        """Every object of this kind that belongs to the tenant, with the level we hold it at."""
+        """Every object of this kind that belongs to the tenant, with the level we hold it at.
+
+        Objects we removed while enforcing (set aside) are found through `scope.saved`.
+        """
 
     @abstractmethod
-    def apply(self, ref: ObjectRef, level: Level, ladder: Ladder, scope: TenantScope) -> None:
-        """Bring the object to `level`; capture its prior state first if not already captured."""
+    def apply(self, ref: ObjectRef, level: Level, scope: TenantScope) -> None:
+        """Bring the object to `level` and mark it; idempotent."""
 
     @abstractmethod
-    def restore(self, ref: ObjectRef, scope: TenantScope) -> None:
-        """Give back exactly the state captured before we first changed it."""
+    def restore(self, ref: ObjectRef, prior: PriorRecord | None, scope: TenantScope) -> list[str]:
+        """Give back exactly `prior` and remove our marks.
+
+        Returns what could not be restored safely because someone changed it since we
+        enforced it (empty when all was restored); those fields are left as they are.
+        """

@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from typing import TypeVar
 
-from tenant_enforcer.model.levels import Level
 from tenant_enforcer.targets.base import Clients, Target
 
 T = TypeVar("T", bound=type[Target])
@@ -28,12 +27,8 @@ class TargetRegistry:
         """One instance per kind, in registration order (the planner's tie-break order)."""
         return {kind: cls(clients) for kind, cls in self._classes.items()}
 
-    def highest_level(self) -> Level:
-        """The highest level some registered target implements (levels above it cannot apply)."""
-        return max((cls.acts_from for cls in self._classes.values()), default=Level.NONE)
 
-
-# The registry is filled once at import time and never mutated afterwards.
+# Filled once at import time by the target modules' decorators, never mutated afterwards.
 TARGETS = TargetRegistry()
 register: Callable[[T], T] = TARGETS.register
 

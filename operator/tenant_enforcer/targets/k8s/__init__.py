@@ -1,3 +1,6 @@
-"""Kubernetes targets.  Importing this package registers them."""
+"""Kubernetes targets.  Importing this package registers them, in the order that breaks ties
+when raising a level (lifting goes in reverse): notice first, then workloads, then quota."""
 
 from tenant_enforcer.targets.k8s import namespace_notice as namespace_notice
+from tenant_enforcer.targets.k8s import quota as quota
+from tenant_enforcer.targets.k8s import workloads as workloads

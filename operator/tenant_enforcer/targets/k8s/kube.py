@@ -1,0 +1,134 @@
+"""Kubernetes access for targets: kinds described as data, raw JSON in and out.
+
+Lists read raw JSON (no model validation: 200 workloads decode in milliseconds) and are
+paged; patches are JSON merge patches with our field manager.  Errors are classified here,
+once (see targets/errors.py).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from kubernetes import client
+
+from tenant_enforcer.targets.errors import ErrorClass, TargetError
+
+MERGE_PATCH = "application/merge-patch+json"
+PAGE = 500
+
+
+@dataclass(frozen=True)
+class KubeKind:
+    """How to reach one namespaced kind through the official client: `AppsV1Api` + `deployment`
+    gives `list_namespaced_deployment`, `patch_namespaced_deployment_scale`, …"""
+
+    api: str
+    singular: str
+
+    def method(self, client_api: Any, verb: str, suffix: str = "") -> Any:
+        return getattr(client_api, f"{verb}_namespaced_{self.singular}{suffix}")
+
+
+class Kube:
+    def __init__(self, api_client: Any, field_manager: str) -> None:
+        self._api_client = api_client
+        self.field_manager = field_manager
+        self._apis: dict[str, Any] = {}
+
+    def _api(self, name: str) -> Any:
+        if name not in self._apis:
+            self._apis[name] = getattr(client, name)(self._api_client)
+        return self._apis[name]
+
+    def list(
+        self, kind: KubeKind, namespace: str, label_selector: str | None = None
+    ) -> Iterator[dict[str, Any]]:
+        method = kind.method(self._api(kind.api), "list")
+        token: str | None = None
+        while True:
+            kwargs: dict[str, Any] = {"limit": PAGE, "_preload_content": False}
+            if token:
+                kwargs["_continue"] = token
+            if label_selector:
+                kwargs["label_selector"] = label_selector
+            page = json.loads(
+                self._call(f"list {kind.singular} in {namespace}", method, namespace, **kwargs).data
+            )
+            yield from page.get("items") or []
+            token = (page.get("metadata") or {}).get("continue")
+            if not token:
+                return
+
+    def read(self, kind: KubeKind, namespace: str, name: str) -> dict[str, Any] | None:
+        method = kind.method(self._api(kind.api), "read")
+        try:
+            response = method(name, namespace, _preload_content=False)
+        except client.ApiException as exc:
+            error = TargetError(f"read {kind.singular} {namespace}/{name}", exc)
+            if error.error_class is ErrorClass.GONE:
+                return None
+            raise error from exc
+        result: dict[str, Any] = json.loads(response.data)
+        return result
+
+    def patch(
+        self, kind: KubeKind, namespace: str, name: str, body: Mapping[str, Any], suffix: str = ""
+    ) -> None:
+        method = kind.method(self._api(kind.api), "patch", suffix)
+        self._call(
+            f"patch {kind.singular}{suffix} {namespace}/{name}",
+            method,
+            name,
+            namespace,
+            dict(body),
+            field_manager=self.field_manager,
+            _content_type=MERGE_PATCH,
+            _preload_content=False,
+        )
+
+    def create(self, kind: KubeKind, namespace: str, body: Mapping[str, Any]) -> bool:
+        """Create; False if it already exists (creation is idempotent for us)."""
+        method = kind.method(self._api(kind.api), "create")
+        try:
+            method(namespace, dict(body), field_manager=self.field_manager, _preload_content=False)
+        except client.ApiException as exc:
+            error = TargetError(f"create {kind.singular} {namespace}", exc)
+            if error.error_class is ErrorClass.CONFLICT:
+                return False
+            raise error from exc
+        return True
+
+    def delete(self, kind: KubeKind, namespace: str, name: str) -> bool:
+        """Delete with Background propagation; False if it was already gone."""
+        method = kind.method(self._api(kind.api), "delete")
+        try:
+            method(name, namespace, propagation_policy="Background", _preload_content=False)
+        except client.ApiException as exc:
+            error = TargetError(f"delete {kind.singular} {namespace}/{name}", exc)
+            if error.error_class is ErrorClass.GONE:
+                return False
+            raise error from exc
+        return True
+
+    @staticmethod
+    def _call(what: str, method: Any, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return method(*args, **kwargs)
+        except client.ApiException as exc:
+            raise TargetError(what, exc) from exc
+        except OSError as exc:  # connection errors from urllib3 are OSErrors: transient
+            raise TargetError(what, exc) from exc
+
+
+def controlled_by_other(obj: Mapping[str, Any]) -> bool:
+    """Objects managed by a controller (a Deployment's ReplicaSets, a CronJob's Jobs) are
+    acted on through their owner only."""
+    return any(ref.get("controller") for ref in (obj.get("metadata") or {}).get("ownerReferences") or [])
+
+
+def marks(obj: Mapping[str, Any]) -> tuple[dict[str, str], dict[str, str]]:
+    meta = obj.get("metadata") or {}
+    return dict(meta.get("labels") or {}), dict(meta.get("annotations") or {})
