@@ -125,8 +125,9 @@ class Kube:
 class AuditLog:
     """Counts API writes by one user from the API server's audit log (real, black-box)."""
 
-    def __init__(self, path: Path, user: str) -> None:
+    def __init__(self, path: Path, user: str, evidence_dir: Path | None = None) -> None:
         self.path, self.user = path, user
+        self.evidence_dir = evidence_dir  # where this operator writes evidence snapshots
 
     def writes(self) -> list[str]:
         entries = []

@@ -175,6 +175,7 @@ class Reconciler:
                 "stopped for now: " + ", ".join(result.reverted),
             )
         level = held if result.failed else effective
+        evidence = tuple(sorted({o.evidence for o in inventory if o.evidence}))
         return Outcome(
             level,
             decision,
@@ -183,6 +184,7 @@ class Reconciler:
             tuple(result.transient),
             problem,
             conflicts=tuple(result.conflicts),
+            evidence=evidence,
         ), bool(result.transient)
 
 

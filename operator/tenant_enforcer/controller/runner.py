@@ -36,6 +36,7 @@ class OperatorConfig:
     dry_run: bool = False
     workers: int = 4
     liveness: str | None = None  # e.g. http://0.0.0.0:8080/healthz
+    evidence_dir: Path = Path("/var/lib/tenant-enforcer/evidence")  # Deprovision's evidence snapshots
 
 
 def kube_configuration(kubeconfig: Path | None) -> Any:

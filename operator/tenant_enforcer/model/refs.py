@@ -44,3 +44,4 @@ class Observed:
     applied: Level
     state: Mapping[str, Any] = field(default_factory=dict)
     drifted: bool = False
+    evidence: str | None = None  # where an evidence snapshot of it was stored (shown in status)

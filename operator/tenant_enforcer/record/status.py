@@ -41,6 +41,7 @@ class Outcome:
     problem: Problem | None = None
     dry_run: bool = False
     conflicts: tuple[str, ...] = ()  # restores left undone because someone changed the object
+    evidence: tuple[str, ...] = ()  # evidence snapshots taken for this tenant (where they are)
     extra_conditions: tuple[c.Condition, ...] = field(default_factory=tuple)
 
     @property
@@ -126,6 +127,7 @@ def policy_status(
         if decision and decision.awaiting_approval
         else None,
         "namespaces": list(outcome.namespaces),
+        "snapshots": list(outcome.evidence) or None,
         "history": history[-HISTORY_LIMIT:],
         "conditions": c.set_conditions(
             previous.get("conditions") or [], build_conditions(outcome), generation, now

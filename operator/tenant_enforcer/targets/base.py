@@ -5,7 +5,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Protocol
 
 from tenant_enforcer.core.plan import TargetTraits
 from tenant_enforcer.model.ladder import Ladder
@@ -41,12 +41,25 @@ class TenantScope:
         return {ref: rec for ref, rec in self.saved.items() if ref.kind == kind}
 
 
+class EvidenceStore(Protocol):
+    """Where evidence snapshots go (a directory; S3 later): implemented in state/."""
+
+    def put(self, tenant: str, snapshot_id: str, documents: list[Mapping[str, Any]]) -> str:
+        """Store `documents` (clean manifests) and return where they are (a path or URL)."""
+        ...
+
+    def get(self, tenant: str, snapshot_id: str) -> list[dict[str, Any]]:
+        """The documents of a stored snapshot; raises KeyError if there is none."""
+        ...
+
+
 @dataclass(frozen=True)
 class Clients:
     """API clients handed to targets; a target takes only what it needs."""
 
     kube: Any  # kubernetes.client.ApiClient
     field_manager: str = "tenant-enforcer"
+    evidence: EvidenceStore | None = None
 
 
 class Target(ABC):
