@@ -7,6 +7,8 @@ names (see `unique`), so tests do not depend on each other or on their order.
 from __future__ import annotations
 
 import subprocess
+import time
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -36,6 +38,12 @@ def install_crds(cluster: LocalCluster) -> None:
         check=True,
         capture_output=True,
     )
+    # Established is not yet servable: the API server answers 429 while the new storage
+    # initializes, and kopf's retries would then back off for tens of seconds.
+    deadline = time.monotonic() + 60
+    while subprocess.run(cluster.kubectl_cmd("get", "tenant-enforcer"), capture_output=True).returncode:
+        assert time.monotonic() < deadline, "CRDs did not become servable within 60 s"
+        time.sleep(0.2)
 
 
 @pytest.fixture(scope="session")

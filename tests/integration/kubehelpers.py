@@ -135,8 +135,9 @@ class AuditLog:
             event = json.loads(line)
             if event.get("stage") == "ResponseComplete" and event["user"]["username"] == self.user:
                 ref = event.get("objectRef", {})
+                sub = f"/{ref['subresource']}" if ref.get("subresource") else ""
+                # e.g. "patch deployments/scale ns/web", "patch tenantpolicies/status /acme"
                 entries.append(
-                    f"{event['verb']} {ref.get('resource')}/{ref.get('subresource', '')}"
-                    f"{ref.get('namespace', '')}/{ref.get('name', '')}"
+                    f"{event['verb']} {ref.get('resource')}{sub} {ref.get('namespace', '')}/{ref.get('name', '')}"
                 )
         return entries

@@ -77,8 +77,8 @@ def test_verdict_for_unknown_tenant_is_marked_and_touches_nothing(
     time.sleep(1)
     new = [w for w in operator.writes() if w not in before]
     # Only the verdict's own status and an Event about it: no namespace, no policy.
-    assert all(w.startswith(("patch moderationverdicts/status", "create events/")) for w in new), new
-    assert any(w == f"patch moderationverdicts/status/orphan-{unique}" for w in new), new
+    assert all(w.startswith(("patch moderationverdicts/status ", "create events ")) for w in new), new
+    assert any(w == f"patch moderationverdicts/status /orphan-{unique}" for w in new), new
 
 
 def test_second_policy_claiming_a_namespace_is_stalled_and_applies_nothing(

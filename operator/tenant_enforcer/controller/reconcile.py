@@ -100,7 +100,7 @@ class Reconciler:
                     self.recorder.verdict(_subject(v), v.verdict, v.error, outcome.decision, tenant, True)
             next_due = outcome.decision.next_due if outcome.decision else None
             if outcome.level > Level.NONE:
-                next_due = min(filter(None, (next_due, now + RESYNC)))
+                next_due = min(filter(None, (next_due, now + RESYNC, *outcome.object_due)))
             return ReconcileResult(next_due, retry, outcomes)
 
     def _reconcile_policy(self, entry: PolicyEntry, snap: Snapshot, now: datetime) -> tuple[Outcome, bool]:
@@ -176,6 +176,7 @@ class Reconciler:
             )
         level = held if result.failed else effective
         evidence = tuple(sorted({o.evidence for o in inventory if o.evidence}))
+        due = tuple(o.due for o in inventory if o.due and o.due > now)
         return Outcome(
             level,
             decision,
@@ -185,6 +186,7 @@ class Reconciler:
             problem,
             conflicts=tuple(result.conflicts),
             evidence=evidence,
+            object_due=due,
         ), bool(result.transient)
 
 

@@ -17,6 +17,7 @@ from tenant_enforcer.controller.handlers import Runtime, register_handlers
 from tenant_enforcer.controller.queue import WorkQueue
 from tenant_enforcer.controller.reconcile import Reconciler
 from tenant_enforcer.controller.store import ClusterView
+from tenant_enforcer.controller.watch import EnforcedObjectsWatch
 from tenant_enforcer.controller.workers import Workers
 from tenant_enforcer.record.events import EventRecorder
 from tenant_enforcer.record.recorder import Recorder
@@ -75,13 +76,26 @@ def ensure_namespace(api: Any, name: str) -> None:
             raise
 
 
+class NoDiffBase(kopf.DiffBaseStorage):
+    """kopf's last-handled configuration, kept nowhere.
+
+    We register no create/update/resume handlers (the reconcile is level-triggered), so the
+    diff base would have no reader; storing it costs one PATCH per object at first sight
+    and one per metadata edit.  kopf still manages our finalizer for `on.delete`.
+    """
+
+    def fetch(self, *, body: kopf.Body) -> kopf.BodyEssence | None:
+        return None
+
+    def store(self, *, body: kopf.Body, patch: kopf.Patch, essence: kopf.BodyEssence) -> None:
+        return None
+
+
 def kopf_settings() -> kopf.OperatorSettings:
     settings = kopf.OperatorSettings()
     settings.persistence.finalizer = f"{PREFIX}/finalizer"
     settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=PREFIX)
-    settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
-        prefix=PREFIX, key="last-handled-configuration"
-    )
+    settings.persistence.diffbase_storage = NoDiffBase()
     settings.posting.level = logging.WARNING
     return settings
 
@@ -105,6 +119,8 @@ def run(
     register_handlers(registry, Runtime(view, queue, reconciler, writer, lambda: connection_info(cfg)))
     workers = Workers(queue, reconciler.reconcile, conf.workers)
     workers.start()
+    enforced_watch = EnforcedObjectsWatch(api, targets.values(), queue.add)
+    enforced_watch.start()
     try:
         asyncio.run(
             kopf.operator(
@@ -118,6 +134,7 @@ def run(
             )
         )
     finally:
+        enforced_watch.stop()
         workers.stop()
         actuator.close()
         api.close()  # type: ignore[no-untyped-call]

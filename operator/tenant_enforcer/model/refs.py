@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from tenant_enforcer.model.levels import Level
@@ -45,3 +46,4 @@ class Observed:
     state: Mapping[str, Any] = field(default_factory=dict)
     drifted: bool = False
     evidence: str | None = None  # where an evidence snapshot of it was stored (shown in status)
+    due: datetime | None = None  # when this object needs another look (e.g. a retention ends)

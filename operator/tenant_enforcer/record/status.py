@@ -42,6 +42,7 @@ class Outcome:
     dry_run: bool = False
     conflicts: tuple[str, ...] = ()  # restores left undone because someone changed the object
     evidence: tuple[str, ...] = ()  # evidence snapshots taken for this tenant (where they are)
+    object_due: tuple[datetime, ...] = ()  # targets' own due times (retention ends), for the scheduler
     extra_conditions: tuple[c.Condition, ...] = field(default_factory=tuple)
 
     @property

@@ -2,5 +2,9 @@
 when raising a level (lifting goes in reverse): notice first, then workloads, then quota."""
 
 from tenant_enforcer.targets.k8s import namespace_notice as namespace_notice
-from tenant_enforcer.targets.k8s import quota as quota
+
+# isort: split
 from tenant_enforcer.targets.k8s import workloads as workloads
+
+# isort: split
+from tenant_enforcer.targets.k8s import quota as quota  # after workloads: lifted before them
