@@ -6,9 +6,6 @@ names (see `unique`), so tests do not depend on each other or on their order.
 
 from __future__ import annotations
 
-import subprocess
-import time
-import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -23,27 +20,7 @@ CRDS = ROOT / "crds"
 
 
 def install_crds(cluster: LocalCluster) -> None:
-    subprocess.run(
-        cluster.kubectl_cmd("apply", "--server-side", "-f", str(CRDS)), check=True, capture_output=True
-    )
-    subprocess.run(
-        cluster.kubectl_cmd(
-            "wait",
-            "--for=condition=Established",
-            "--timeout=60s",
-            "crd",
-            "-l",
-            "app.kubernetes.io/part-of=tenant-enforcer",
-        ),
-        check=True,
-        capture_output=True,
-    )
-    # Established is not yet servable: the API server answers 429 while the new storage
-    # initializes, and kopf's retries would then back off for tens of seconds.
-    deadline = time.monotonic() + 60
-    while subprocess.run(cluster.kubectl_cmd("get", "tenant-enforcer"), capture_output=True).returncode:
-        assert time.monotonic() < deadline, "CRDs did not become servable within 60 s"
-        time.sleep(0.2)
+    cluster.install_crds(CRDS)
 
 
 @pytest.fixture(scope="session")

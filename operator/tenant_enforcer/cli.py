@@ -22,6 +22,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
             dry_run=args.dry_run,
             workers=args.workers,
             liveness=args.liveness,
+            evidence_dir=args.evidence_dir,
         )
     )
     return 0
@@ -128,6 +129,32 @@ def _cmd_plan(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_restore(args: argparse.Namespace) -> int:
+    """Create a tenant's objects again from a Deprovision evidence snapshot."""
+    from tenant_enforcer.restore import api_client, restore_snapshot
+    from tenant_enforcer.state.evidence import DirectoryEvidenceStore
+
+    store = DirectoryEvidenceStore(args.evidence_dir)
+    api = api_client(args.kubeconfig)
+    try:
+        report = restore_snapshot(api, store, args.tenant, args.snapshot, dry_run=args.dry_run)
+    except KeyError:
+        known = ", ".join(store.snapshots(args.tenant)) or "none"
+        print(
+            f"no snapshot {args.snapshot!r} of tenant {args.tenant!r} in {args.evidence_dir} "
+            f"(snapshots there: {known})",
+            file=sys.stderr,
+        )
+        return 2
+    except ValueError as exc:  # a snapshot that does not match its index
+        print(f"cannot restore: {exc}", file=sys.stderr)
+        return 2
+    finally:
+        api.close()
+    print("\n".join(report.lines()))
+    return 0 if report.ok else 1
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="tenant-enforcer", description=__doc__)
     parser.add_argument("-v", "--verbose", action="store_true")
@@ -141,6 +168,12 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--dry-run", action="store_true", help="plan and record, change nothing")
     run.add_argument("--workers", type=int, default=4, help="concurrent tenant reconciles")
     run.add_argument("--liveness", help="liveness endpoint, e.g. http://0.0.0.0:8080/healthz")
+    run.add_argument(
+        "--evidence-dir",
+        type=Path,
+        default=Path("/var/lib/tenant-enforcer/evidence"),
+        help="where Deprovision writes its evidence snapshots",
+    )
     run.set_defaults(func=_cmd_run)
 
     dev = sub.add_parser("dev-cluster", help="build or start the local control plane")
@@ -162,6 +195,18 @@ def build_parser() -> argparse.ArgumentParser:
     plan.add_argument("files", nargs="+", type=Path)
     plan.add_argument("--at", help="RFC 3339 time to decide at (default: now)")
     plan.set_defaults(func=_cmd_plan)
+    restore = sub.add_parser("restore", help="create a tenant's objects again from a Deprovision snapshot")
+    restore.add_argument("--tenant", required=True)
+    restore.add_argument("--snapshot", required=True, help="the snapshot id (status.snapshots, Events)")
+    restore.add_argument("--kubeconfig", type=Path, help="default: $KUBECONFIG or ~/.kube/config")
+    restore.add_argument(
+        "--evidence-dir",
+        type=Path,
+        default=Path("/var/lib/tenant-enforcer/evidence"),
+        help="where the operator stores evidence snapshots",
+    )
+    restore.add_argument("--dry-run", action="store_true", help="server-side dry run: nothing is created")
+    restore.set_defaults(func=_cmd_restore)
     return parser
 
 

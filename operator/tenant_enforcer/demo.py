@@ -55,15 +55,8 @@ def _status(cluster: LocalCluster, field: str) -> str:
 
 def _story(cluster: LocalCluster) -> None:
     _say("install the API (CRDs), the example ladder and tenant acme with two namespaces")
-    _kubectl(cluster, "apply", "--server-side", "-f", str(REPO / "crds"))
-    _kubectl(
-        cluster,
-        "wait",
-        "--for=condition=Established",
-        "crd",
-        "-l",
-        "app.kubernetes.io/part-of=tenant-enforcer",
-    )
+    cluster.install_crds(REPO / "crds")
+    _kubectl(cluster, "get", "crd", "-l", "app.kubernetes.io/part-of=tenant-enforcer")
     _kubectl(
         cluster,
         "apply",

@@ -137,7 +137,6 @@ class AuditLog:
                 ref = event.get("objectRef", {})
                 sub = f"/{ref['subresource']}" if ref.get("subresource") else ""
                 # e.g. "patch deployments/scale ns/web", "patch tenantpolicies/status /acme"
-                entries.append(
-                    f"{event['verb']} {ref.get('resource')}{sub} {ref.get('namespace', '')}/{ref.get('name', '')}"
-                )
+                where = f"{ref.get('namespace', '')}/{ref.get('name', '')}"
+                entries.append(f"{event['verb']} {ref.get('resource')}{sub} {where}")
         return entries

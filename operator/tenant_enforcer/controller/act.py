@@ -94,8 +94,18 @@ class Actuator:
                         str(error)
                     )
         restored = [a.ref for a in result.done if a.is_restore and a.ref in saved]
+        # Records of objects that are gone (deleted by Deprovision or by the tenant) would be
+        # restored stale onto a re-created object later; namespaces that left the tenant's
+        # scope keep theirs (their objects may still be held).
+        observed = {o.ref for o in inventory}
+        orphans = [
+            ref
+            for ref in saved
+            if ref not in observed and ref.namespace in scope.namespaces and ref not in restored
+        ]
         try:
-            self.prior.drop(scope.tenant, restored, remaining=len(saved) - len(restored))
+            gone = restored + orphans
+            self.prior.drop(scope.tenant, gone, remaining=len(saved) - len(gone))
         except TargetError as exc:
             result.transient.append(str(exc))
         return result

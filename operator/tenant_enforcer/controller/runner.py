@@ -22,6 +22,7 @@ from tenant_enforcer.controller.workers import Workers
 from tenant_enforcer.record.events import EventRecorder
 from tenant_enforcer.record.recorder import Recorder
 from tenant_enforcer.record.writer import StatusWriter
+from tenant_enforcer.state.evidence import DirectoryEvidenceStore
 from tenant_enforcer.state.prior import PriorStateStore
 from tenant_enforcer.targets.base import Clients
 from tenant_enforcer.targets.registry import load_builtin_targets
@@ -66,10 +67,20 @@ def connection_info(cfg: Any) -> kopf.ConnectionInfo:
 
 
 def ensure_namespace(api: Any, name: str) -> None:
-    """Our own namespace holds prior state; create it when running outside the Helm chart."""
+    """Our own namespace holds prior state; create it when running outside the Helm chart.
+
+    Read first: with the chart's RBAC a create of an existing namespace is refused (403)
+    before the API server would say it exists (409).
+    """
     core = client.CoreV1Api(api)
     try:
-        body: Any = {"metadata": {"name": name, "labels": {"tenant-enforcer.io/protected": "true"}}}
+        core.read_namespace(name)
+        return
+    except client.ApiException as exc:
+        if exc.status != 404:
+            raise
+    body: Any = {"metadata": {"name": name, "labels": {"tenant-enforcer.io/protected": "true"}}}
+    try:
         core.create_namespace(body)
     except client.ApiException as exc:
         if exc.status != 409:
@@ -107,7 +118,7 @@ def run(
     cfg = kube_configuration(conf.kubeconfig)
     cfg.connection_pool_maxsize = max(4, conf.workers * 2)
     api = client.ApiClient(cfg)
-    targets = load_builtin_targets().build(Clients(api))
+    targets = load_builtin_targets().build(Clients(api, evidence=DirectoryEvidenceStore(conf.evidence_dir)))
     ensure_namespace(api, conf.namespace)
     view = ClusterView()
     queue = WorkQueue()

@@ -62,6 +62,8 @@ def plan(level: Level, inventory: Iterable[Observed], traits: Mapping[str, Targe
         want = traits[obs.ref.kind].wanted(level)
         if want != obs.applied:
             actions.append(Action(obs.ref, obs.applied, want))
+        elif obs.pending and want != Level.NONE:
+            actions.append(Action(obs.ref, obs.applied, want))  # finish it: not a re-assert
         elif obs.drifted and want != Level.NONE:
             actions.append(Action(obs.ref, obs.applied, want, reassert=True))
 

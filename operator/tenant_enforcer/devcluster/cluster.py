@@ -109,6 +109,23 @@ class LocalCluster:
             component.stop()
         self.components.clear()
 
+    def install_crds(self, directory: Path, timeout: float = 60) -> None:
+        """Apply the CRDs and wait until they can be served, not just Established: the API
+        server answers 429 while a new resource's storage initializes, and clients that
+        start then (kopf) back off for tens of seconds."""
+        subprocess.run(
+            self.kubectl_cmd("apply", "--server-side", "-f", str(directory)), check=True, capture_output=True
+        )
+        deadline = time.monotonic() + timeout
+        for doc in yaml.safe_load_all("".join(p.read_text() for p in sorted(directory.glob("*.yaml")))):
+            if not doc or doc.get("kind") != "CustomResourceDefinition":
+                continue
+            plural = f"{doc['spec']['names']['plural']}.{doc['spec']['group']}"
+            while subprocess.run(self.kubectl_cmd("get", plural), capture_output=True).returncode:
+                if time.monotonic() > deadline:
+                    raise ClusterError(f"CRD {plural} not servable within {timeout:.0f} s")
+                time.sleep(0.2)
+
 
 class _Starter:
     """Builds the command lines and waits for each component; one instance per cluster."""

@@ -47,3 +47,4 @@ class Observed:
     drifted: bool = False
     evidence: str | None = None  # where an evidence snapshot of it was stored (shown in status)
     due: datetime | None = None  # when this object needs another look (e.g. a retention ends)
+    pending: bool = False  # applying its level is under way (e.g. a deletion waits on finalizers)

@@ -21,7 +21,7 @@ ACTIONS_FAILED = "ActionsFailed"
 DRY_RUN_PLAN = "DryRunPlan"
 VERDICT_STATE = "VerdictStateChanged"
 TENANT_LEVEL = "TenantLevelChanged"
-RESTORE_CONFLICT = "RestoreConflict"
+NOT_RESTORED = "NotRestored"
 
 _MESSAGE_LIMIT = 1024  # the API server rejects very long messages; kopf truncates likewise
 GROUP_VERSION = "tenant-enforcer.io/v1alpha1"

@@ -64,13 +64,10 @@ class Recorder:
             self.writer.patch(POLICIES, subject.name, patch)
             self._written[subject.uid] = status
             self._policy_events(subject, previous, outcome, verdict_uids)
-        # Conflicts are only seen at the moment of a restore: always report them.
-        if outcome.conflicts:
+        # Only seen at the moment of a restore: one Event each, always.
+        for note in outcome.conflicts:
             self.events.emit(
-                Involved("TenantPolicy", subject.name, subject.uid),
-                ev.RESTORE_CONFLICT,
-                "; ".join(outcome.conflicts),
-                warning=True,
+                Involved("TenantPolicy", subject.name, subject.uid), ev.NOT_RESTORED, note, warning=True
             )
 
     def _policy_events(

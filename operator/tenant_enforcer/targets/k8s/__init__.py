@@ -8,3 +8,9 @@ from tenant_enforcer.targets.k8s import workloads as workloads
 
 # isort: split
 from tenant_enforcer.targets.k8s import quota as quota  # after workloads: lifted before them
+
+# isort: split
+from tenant_enforcer.targets.k8s import firewall as firewall
+
+# isort: split
+from tenant_enforcer.targets.k8s import deprovision as deprovision  # last: the most disruptive
