@@ -174,6 +174,7 @@ def build_parser() -> argparse.ArgumentParser:
         default=Path("/var/lib/tenant-enforcer/evidence"),
         help="where Deprovision writes its evidence snapshots",
     )
+    run.add_argument("--aws-endpoint-url", help="AWS API endpoint override (LocalStack, moto); default: AWS")
     run.set_defaults(func=_cmd_run)
 
     dev = sub.add_parser("dev-cluster", help="build or start the local control plane")

@@ -6,25 +6,33 @@
 
 from __future__ import annotations
 
+import os
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
-from kubehelpers import OPERATOR_NAMESPACE, OPERATOR_USER, AuditLog, Kube
+from kubehelpers import OPERATOR_NAMESPACE, OPERATOR_USER, AuditLog, Kube, MotoServer
 from kubernetes import client, config
+from moto.server import ThreadedMotoServer
 
 from tenant_enforcer.controller.runner import OperatorConfig, run
 from tenant_enforcer.devcluster.cluster import LocalCluster
 
 
 @contextmanager
-def running_operator(cluster: LocalCluster, workdir: Path) -> Iterator[AuditLog]:
+def running_operator(
+    cluster: LocalCluster, workdir: Path, aws_endpoint: str | None = None
+) -> Iterator[AuditLog]:
     """The operator in a thread, with its own identity so its writes can be counted."""
     kubeconfig = cluster.kubeconfig_for(OPERATOR_USER)
     conf = OperatorConfig(
-        kubeconfig=kubeconfig, namespace=OPERATOR_NAMESPACE, workers=2, evidence_dir=workdir / "evidence"
+        kubeconfig=kubeconfig,
+        namespace=OPERATOR_NAMESPACE,
+        workers=2,
+        evidence_dir=workdir / "evidence",
+        aws_endpoint_url=aws_endpoint,
     )
     stop, ready = threading.Event(), threading.Event()
     thread = threading.Thread(
@@ -47,9 +55,9 @@ def kube(cluster: LocalCluster, api: client.ApiClient, crds: None) -> Kube:
 
 @pytest.fixture(scope="session")
 def operator(
-    cluster: LocalCluster, crds: None, tmp_path_factory: pytest.TempPathFactory
+    cluster: LocalCluster, crds: None, tmp_path_factory: pytest.TempPathFactory, moto_server: MotoServer
 ) -> Iterator[AuditLog]:
-    with running_operator(cluster, tmp_path_factory.mktemp("operator")) as audit:
+    with running_operator(cluster, tmp_path_factory.mktemp("operator"), moto_server.endpoint) as audit:
         yield audit
 
 
@@ -59,6 +67,35 @@ def kube_full(full_cluster: LocalCluster) -> Kube:
 
 
 @pytest.fixture(scope="session")
-def operator_full(full_cluster: LocalCluster, tmp_path_factory: pytest.TempPathFactory) -> Iterator[AuditLog]:
-    with running_operator(full_cluster, tmp_path_factory.mktemp("operator-full")) as audit:
+def operator_full(
+    full_cluster: LocalCluster, tmp_path_factory: pytest.TempPathFactory, moto_server: MotoServer
+) -> Iterator[AuditLog]:
+    with running_operator(
+        full_cluster, tmp_path_factory.mktemp("operator-full"), moto_server.endpoint
+    ) as audit:
         yield audit
+
+
+@pytest.fixture(scope="session")
+def moto_server() -> Iterator[MotoServer]:
+    """moto in server mode on a free loopback port: the operator talks to it over HTTP."""
+    os.environ.update(
+        {
+            "AWS_ACCESS_KEY_ID": "testing",
+            "AWS_SECRET_ACCESS_KEY": "testing",
+            "AWS_DEFAULT_REGION": "us-east-1",
+            "AWS_EC2_METADATA_DISABLED": "true",
+        }
+    )
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    yield MotoServer(f"http://{host}:{port}")
+    server.stop()
+
+
+@pytest.fixture
+def aws(moto_server: MotoServer) -> MotoServer:
+    """A clean moto state for each test that uses AWS."""
+    moto_server.reset()
+    return moto_server

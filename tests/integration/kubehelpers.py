@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import json
 import time
+import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import boto3
 from kubernetes import client
 
 from tenant_enforcer.devcluster.cluster import LocalCluster
@@ -140,3 +142,17 @@ class AuditLog:
                 where = f"{ref.get('namespace', '')}/{ref.get('name', '')}"
                 entries.append(f"{event['verb']} {ref.get('resource')}{sub} {where}")
         return entries
+
+
+@dataclass(frozen=True)
+class MotoServer:
+    """moto in server mode; `reset()` gives each test a clean AWS (the default VPC changes id)."""
+
+    endpoint: str
+
+    def reset(self) -> None:
+        request = urllib.request.Request(f"{self.endpoint}/moto-api/reset", method="POST")
+        urllib.request.urlopen(request).close()
+
+    def client(self, service: str, region: str = "us-east-1") -> Any:
+        return boto3.client(service, region_name=region, endpoint_url=self.endpoint)

@@ -12,7 +12,7 @@ import time
 from collections import defaultdict, deque
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from tenant_enforcer.core.plan import Action, batches
 from tenant_enforcer.model.refs import ObjectRef, Observed
@@ -83,7 +83,7 @@ class Actuator:
             (result.fatal if exc.error_class is ErrorClass.FATAL else result.transient).append(str(exc))
             return result  # without a saved prior state we change nothing
         saved = {**scope.saved, **{r.ref: r for r in first_changes}}
-        scope = TenantScope(scope.tenant, scope.namespaces, scope.ladder, saved)
+        scope = replace(scope, saved=saved)
         for run in batches(actions):
             for action, error, conflicts in self._pool.map(lambda a: self._one(a, scope), run):
                 if error is None:

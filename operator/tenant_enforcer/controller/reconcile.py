@@ -148,7 +148,7 @@ class Reconciler:
         try:  # observe the tenant's objects; never act on a partial view
             saved = self.actuator.prior.load(policy.tenant)
             tenant_scope = TenantScope(
-                policy.tenant, {ns: snap.namespaces[ns] for ns in scope.namespaces}, ladder, saved
+                policy.tenant, {ns: snap.namespaces[ns] for ns in scope.namespaces}, ladder, saved, policy.aws
             )
             inventory = [obs for t in self.actuator.targets.values() for obs in t.discover(tenant_scope)]
         except TargetError as exc:

@@ -24,6 +24,7 @@ from tenant_enforcer.record.recorder import Recorder
 from tenant_enforcer.record.writer import StatusWriter
 from tenant_enforcer.state.evidence import DirectoryEvidenceStore
 from tenant_enforcer.state.prior import PriorStateStore
+from tenant_enforcer.targets.aws.session import AwsSessions, AwsSettings
 from tenant_enforcer.targets.base import Clients
 from tenant_enforcer.targets.registry import load_builtin_targets
 
@@ -39,6 +40,7 @@ class OperatorConfig:
     workers: int = 4
     liveness: str | None = None  # e.g. http://0.0.0.0:8080/healthz
     evidence_dir: Path = Path("/var/lib/tenant-enforcer/evidence")  # Deprovision's evidence snapshots
+    aws_endpoint_url: str | None = None  # AWS API endpoint override (moto, LocalStack); None: AWS
 
 
 def kube_configuration(kubeconfig: Path | None) -> Any:
@@ -118,7 +120,13 @@ def run(
     cfg = kube_configuration(conf.kubeconfig)
     cfg.connection_pool_maxsize = max(4, conf.workers * 2)
     api = client.ApiClient(cfg)
-    targets = load_builtin_targets().build(Clients(api, evidence=DirectoryEvidenceStore(conf.evidence_dir)))
+    targets = load_builtin_targets().build(
+        Clients(
+            api,
+            evidence=DirectoryEvidenceStore(conf.evidence_dir),
+            aws=AwsSessions(AwsSettings(endpoint_url=conf.aws_endpoint_url)),
+        )
+    )
     ensure_namespace(api, conf.namespace)
     view = ClusterView()
     queue = WorkQueue()

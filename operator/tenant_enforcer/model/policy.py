@@ -68,6 +68,32 @@ class LabelSelector:
 
 
 @dataclass(frozen=True)
+class AwsScope:
+    """The tenant's AWS resources: those tagged `tag_key=tag_value` in `regions`, reached
+    with the operator's credentials or by assuming `role_arn` (with `external_id`)."""
+
+    regions: tuple[str, ...]
+    tag_key: str
+    tag_value: str
+    account_id: str | None = None
+    role_arn: str | None = None
+    external_id: str | None = None
+
+    @classmethod
+    def from_spec(cls, spec: Mapping[str, Any]) -> AwsScope | None:
+        if not spec.get("tagKey") or not spec.get("regions"):
+            return None  # nothing identifies the tenant's resources: no AWS enforcement
+        return cls(
+            regions=tuple(spec["regions"]),
+            tag_key=spec["tagKey"],
+            tag_value=spec["tagValue"],
+            account_id=spec.get("accountId"),
+            role_arn=spec.get("roleArn"),
+            external_id=spec.get("externalId"),
+        )
+
+
+@dataclass(frozen=True)
 class TenantPolicy:
     name: str
     tenant: str
@@ -75,6 +101,7 @@ class TenantPolicy:
     namespace_names: tuple[str, ...] = ()
     namespace_selector: LabelSelector | None = None
     hold: Hold | None = None
+    aws: AwsScope | None = None
     generation: int = 0
     created_at: datetime | None = None
 
@@ -105,6 +132,7 @@ class TenantPolicy:
                 if hold
                 else None
             ),
+            aws=AwsScope.from_spec(spec["aws"]) if spec.get("aws") else None,
             generation=int(meta.get("generation") or 0),
             created_at=parse_time(created) if created else None,
         )

@@ -10,6 +10,7 @@ from typing import Any, ClassVar, Protocol
 from tenant_enforcer.core.plan import TargetTraits
 from tenant_enforcer.model.ladder import Ladder
 from tenant_enforcer.model.levels import Level
+from tenant_enforcer.model.policy import AwsScope
 from tenant_enforcer.model.refs import ObjectRef, Observed
 
 # Labels and annotations we put on what we enforce; restore removes them again.
@@ -36,6 +37,7 @@ class TenantScope:
     namespaces: Mapping[str, Mapping[str, str]] = field(default_factory=dict)  # name → labels
     ladder: Ladder | None = None
     saved: Mapping[ObjectRef, PriorRecord] = field(default_factory=dict)  # prior state by object
+    aws: AwsScope | None = None  # None: the tenant has no AWS resources to enforce
 
     def saved_of_kind(self, kind: str) -> dict[ObjectRef, PriorRecord]:
         return {ref: rec for ref, rec in self.saved.items() if ref.kind == kind}
@@ -60,6 +62,7 @@ class Clients:
     kube: Any  # kubernetes.client.ApiClient
     field_manager: str = "tenant-enforcer"
     evidence: EvidenceStore | None = None
+    aws: Any = None  # targets.aws.session.AwsSessions: boto3 clients per tenant and region
 
 
 class Target(ABC):

@@ -34,3 +34,72 @@ class TargetError(Exception):
         status = getattr(cause, "status", None)
         reason = getattr(cause, "reason", None) or type(cause).__name__
         super().__init__(f"{what}: {reason}" + (f" (HTTP {status})" if status else ""))
+
+
+# AWS error codes (botocore ClientError `Error.Code`) by what they mean for us.
+_AWS_GONE = {
+    "InvalidInstanceID.NotFound",
+    "InvalidGroup.NotFound",
+    "NoSuchBucket",
+    "LoadBalancerNotFound",
+    "ListenerNotFound",
+    "InvalidNetworkInterfaceID.NotFound",
+    "NoSuchBucketPolicy",
+    "NoSuchPublicAccessBlockConfiguration",
+    "ValidationError.NotFound",
+}
+_AWS_CONFLICT = {
+    "IncorrectInstanceState",
+    "ResourceInUse",
+    "ScalingActivityInProgress",
+    "DependencyViolation",
+    "InvalidGroup.Duplicate",
+    "OperationAborted",
+    "ResourceContention",
+}
+_AWS_TRANSIENT = {
+    "Throttling",
+    "ThrottlingException",
+    "RequestLimitExceeded",
+    "TooManyRequestsException",
+    "ServiceUnavailable",
+    "InternalError",
+    "InternalFailure",
+    "SlowDown",
+    "RequestTimeout",
+}
+
+
+def aws_code(exc: BaseException) -> str | None:
+    """The error code of a botocore ClientError (duck-typed: no botocore import here)."""
+    response = getattr(exc, "response", None)
+    if isinstance(response, dict):
+        code = (response.get("Error") or {}).get("Code")
+        return str(code) if code else None
+    return None
+
+
+def classify_aws(exc: BaseException) -> ErrorClass:
+    code = aws_code(exc)
+    if code is None:
+        return (
+            ErrorClass.TRANSIENT
+            if isinstance(exc, (ConnectionError, TimeoutError, OSError))
+            else ErrorClass.FATAL
+        )
+    if code in _AWS_GONE:
+        return ErrorClass.GONE
+    if code in _AWS_CONFLICT:
+        return ErrorClass.CONFLICT
+    if code in _AWS_TRANSIENT:
+        return ErrorClass.TRANSIENT
+    return ErrorClass.FATAL  # AccessDenied, UnauthorizedOperation, validation errors …
+
+
+class AwsTargetError(TargetError):
+    """A failed AWS call, naming the call and the AWS error code (shown in Stalled/Events)."""
+
+    def __init__(self, what: str, cause: BaseException) -> None:
+        Exception.__init__(self, f"{what}: {aws_code(cause) or type(cause).__name__}")
+        self.error_class = classify_aws(cause)
+        self.code = aws_code(cause)

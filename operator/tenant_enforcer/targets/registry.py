@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable, Iterator
 from typing import TypeVar
 
@@ -34,6 +35,8 @@ register: Callable[[T], T] = TARGETS.register
 
 
 def load_builtin_targets() -> TargetRegistry:
-    import tenant_enforcer.targets.k8s  # noqa: F401  (registers on import)
+    # Importing registers; Kubernetes first, then AWS: ties between kinds break in this order.
+    for package in ("tenant_enforcer.targets.k8s", "tenant_enforcer.targets.aws"):
+        importlib.import_module(package)
 
     return TARGETS

@@ -1,0 +1,1 @@
+"""AWS targets (boto3).  Importing this package registers them after the Kubernetes ones."""

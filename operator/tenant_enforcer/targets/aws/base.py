@@ -1,0 +1,62 @@
+"""What AWS targets share: the tenant's regions, tag filters, paginated reads, error wrapping.
+
+Each AWS kind is one target behind the same `Target` interface as the Kubernetes ones.
+ObjectRefs carry the region as their namespace (`ObjectRef("Ec2Instance", "i-123",
+"us-east-1")`).  Reads use each service's own tag filters (the tagging API is a hint at
+most: it does not return Auto Scaling groups); any failed read raises, so the reconcile
+never acts on partial data.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Any, ClassVar, TypeVar
+
+from tenant_enforcer.model.policy import AwsScope
+from tenant_enforcer.targets.base import Clients, Target, TenantScope
+from tenant_enforcer.targets.errors import AwsTargetError
+
+R = TypeVar("R")
+ENFORCED_TAG = "tenant-enforcer.io/enforced-level"  # on AWS resources we hold at a level
+
+
+class AwsTarget(Target):
+    """Subclasses set `service` and `iam` (the IAM actions they call, checked by a test)."""
+
+    service: ClassVar[str]
+    iam: ClassVar[tuple[str, ...]] = ()
+
+    def __init__(self, clients: Clients) -> None:
+        super().__init__(clients)
+        self.sessions = clients.aws
+
+    def client(self, scope: AwsScope, region: str) -> Any:
+        return self.sessions.client(scope, self.service, region)
+
+    @staticmethod
+    def regions(scope: TenantScope) -> tuple[str, ...]:
+        return scope.aws.regions if scope.aws else ()
+
+    def call(self, what: str, fn: Callable[..., R], **kwargs: Any) -> R:
+        """One AWS call; errors come out classified (see errors.classify_aws)."""
+        try:
+            return fn(**kwargs)
+        except Exception as exc:  # botocore raises ClientError and several transport errors
+            raise AwsTargetError(what, exc) from exc
+
+    def paginate(self, client: Any, operation: str, key: str, **kwargs: Any) -> Iterator[Any]:
+        """Every item under `key` of every page; a failed page raises (never partial data)."""
+        try:
+            for page in client.get_paginator(operation).paginate(**kwargs):
+                yield from page.get(key) or []
+        except Exception as exc:
+            raise AwsTargetError(f"{self.service}.{operation}", exc) from exc
+
+
+def tag_filters(scope: AwsScope) -> list[dict[str, Any]]:
+    """EC2-style filters selecting the tenant's resources by its tag."""
+    return [{"Name": f"tag:{scope.tag_key}", "Values": [scope.tag_value]}]
+
+
+def has_tenant_tag(tags: list[dict[str, str]] | None, scope: AwsScope) -> bool:
+    return any(t.get("Key") == scope.tag_key and t.get("Value") == scope.tag_value for t in tags or [])
