@@ -7,6 +7,9 @@ from tenant_enforcer.targets.k8s import namespace_notice as namespace_notice
 from tenant_enforcer.targets.k8s import workloads as workloads
 
 # isort: split
+from tenant_enforcer.targets.k8s import keda as keda
+
+# isort: split
 from tenant_enforcer.targets.k8s import quota as quota  # after workloads: lifted before them
 
 # isort: split

@@ -8,7 +8,7 @@ once (see targets/errors.py).
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -32,6 +32,48 @@ class KubeKind:
         return getattr(client_api, f"{verb}_namespaced_{self.singular}{suffix}")
 
 
+@dataclass(frozen=True)
+class CustomKind:
+    """A namespaced custom resource (KEDA's ScaledObject, say), reached through
+    CustomObjectsApi but called with the same argument order as the typed APIs."""
+
+    group: str
+    version: str
+    plural: str
+    api: str = "CustomObjectsApi"
+
+    @property
+    def singular(self) -> str:
+        return f"{self.plural}.{self.group}"
+
+    def method(self, client_api: Any, verb: str, suffix: str = "") -> Any:
+        g, v, p = self.group, self.version, self.plural
+        verbs: dict[str, Callable[..., Any]] = {
+            "list": lambda ns, **kw: client_api.list_namespaced_custom_object(g, v, ns, p, **kw),
+            "read": lambda name, ns, **kw: client_api.get_namespaced_custom_object(g, v, ns, p, name, **kw),
+            "patch": lambda name, ns, body, **kw: client_api.patch_namespaced_custom_object(
+                g, v, ns, p, name, body, **kw
+            ),
+            "create": lambda ns, body, **kw: client_api.create_namespaced_custom_object(
+                g, v, ns, p, body, **kw
+            ),
+            "delete": lambda name, ns, **kw: client_api.delete_namespaced_custom_object(
+                g, v, ns, p, name, **kw
+            ),
+        }
+        return verbs[verb]
+
+    def served(self, api_client: Any) -> bool:
+        """Whether the API server serves this kind (its CRD is installed)."""
+        try:
+            resources = client.CustomObjectsApi(api_client).get_api_resources(self.group, self.version)
+        except client.ApiException as exc:
+            if exc.status == 404:
+                return False
+            raise TargetError(f"discover {self.group}/{self.version}", exc) from exc
+        return any(r.name == self.plural for r in resources.resources)
+
+
 class Kube:
     def __init__(self, api_client: Any, field_manager: str) -> None:
         self._api_client = api_client
@@ -44,7 +86,7 @@ class Kube:
         return self._apis[name]
 
     def list(
-        self, kind: KubeKind, namespace: str, label_selector: str | None = None
+        self, kind: KubeKind | CustomKind, namespace: str, label_selector: str | None = None
     ) -> Iterator[dict[str, Any]]:
         method = kind.method(self._api(kind.api), "list")
         token: str | None = None
@@ -62,7 +104,7 @@ class Kube:
             if not token:
                 return
 
-    def read(self, kind: KubeKind, namespace: str, name: str) -> dict[str, Any] | None:
+    def read(self, kind: KubeKind | CustomKind, namespace: str, name: str) -> dict[str, Any] | None:
         method = kind.method(self._api(kind.api), "read")
         try:
             response = method(name, namespace, _preload_content=False)
@@ -75,7 +117,12 @@ class Kube:
         return result
 
     def patch(
-        self, kind: KubeKind, namespace: str, name: str, body: Mapping[str, Any], suffix: str = ""
+        self,
+        kind: KubeKind | CustomKind,
+        namespace: str,
+        name: str,
+        body: Mapping[str, Any],
+        suffix: str = "",
     ) -> None:
         method = kind.method(self._api(kind.api), "patch", suffix)
         self._call(
@@ -89,7 +136,7 @@ class Kube:
             _preload_content=False,
         )
 
-    def create(self, kind: KubeKind, namespace: str, body: Mapping[str, Any]) -> bool:
+    def create(self, kind: KubeKind | CustomKind, namespace: str, body: Mapping[str, Any]) -> bool:
         """Create; False if it already exists (creation is idempotent for us)."""
         method = kind.method(self._api(kind.api), "create")
         try:
@@ -101,7 +148,7 @@ class Kube:
             raise error from exc
         return True
 
-    def delete(self, kind: KubeKind, namespace: str, name: str) -> bool:
+    def delete(self, kind: KubeKind | CustomKind, namespace: str, name: str) -> bool:
         """Delete with Background propagation; False if it was already gone."""
         method = kind.method(self._api(kind.api), "delete")
         try:

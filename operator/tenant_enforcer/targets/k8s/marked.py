@@ -27,7 +27,7 @@ from tenant_enforcer.targets.base import (
     Target,
     TenantScope,
 )
-from tenant_enforcer.targets.k8s.kube import Kube, KubeKind, controlled_by_other, marks
+from tenant_enforcer.targets.k8s.kube import CustomKind, Kube, KubeKind, controlled_by_other, marks
 
 SET_ANNOTATION = "tenant-enforcer.io/set"  # JSON of the field values we set
 
@@ -58,7 +58,7 @@ UNMARK_PATCH = {
 
 
 class KubeTarget(Target):
-    kube_kind: ClassVar[KubeKind]
+    kube_kind: ClassVar[KubeKind | CustomKind]
 
     def __init__(self, clients: Clients) -> None:
         super().__init__(clients)
