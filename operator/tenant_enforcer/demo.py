@@ -49,29 +49,59 @@ def _verdict(path: Path, issued: datetime) -> str:
     return yaml.safe_dump(doc)
 
 
+def _without_aws(path: Path) -> str:
+    """The example tenant names AWS resources; the demo has no AWS account, and a tenant
+    whose AWS scope cannot be read is (rightly) left untouched, so the demo drops it."""
+    docs = list(yaml.safe_load_all(path.read_text()))
+    for doc in docs:
+        if doc.get("kind") == "TenantPolicy":
+            doc["spec"].pop("aws", None)
+    return yaml.safe_dump_all(docs)
+
+
 def _status(cluster: LocalCluster, field: str) -> str:
     return _kubectl(cluster, "get", "tp", "acme", "-o", f"jsonpath={{.status.{field}}}", show=False)
 
 
-def _story(cluster: LocalCluster) -> None:
-    _say("install the API (CRDs), the example ladder and tenant acme with two namespaces")
-    cluster.install_crds(REPO / "crds")
-    _kubectl(cluster, "get", "crd", "-l", "app.kubernetes.io/part-of=tenant-enforcer")
-    _kubectl(
+def _wait_for_tenant(
+    cluster: LocalCluster, what: str, check: Callable[[], bool], timeout: float = 60
+) -> None:
+    try:
+        _wait(what, check, timeout)
+    except TimeoutError:
+        _kubectl(cluster, "get", "tp", "acme", "-o", "yaml")  # show why, then fail
+        raise
+
+
+def _pods(cluster: LocalCluster) -> int:
+    out = _kubectl(
         cluster,
-        "apply",
-        "-f",
-        str(REPO / "examples" / "ladder.yaml"),
-        "-f",
-        str(REPO / "examples" / "tenant.yaml"),
+        "get",
+        "pods",
+        "-n",
+        "acme-web",
+        "--field-selector=status.phase=Running",
+        "-o",
+        "name",
+        show=False,
     )
+    return len(out.split())
+
+
+def _story(cluster: LocalCluster) -> None:
+    _say("the ladder, tenant acme (two namespaces) and its workloads: 3 web pods, an allow-all policy")
+    _kubectl(cluster, "apply", "-f", str(REPO / "examples" / "ladder.yaml"))
+    _kubectl(cluster, "apply", "-f", "-", stdin=_without_aws(REPO / "examples" / "tenant.yaml"))
+    _kubectl(cluster, "apply", "-f", str(REPO / "examples" / "workloads.yaml"))
     _wait("tenant status", lambda: _status(cluster, "targetLevel") == "None")
+    _wait("3 web pods running", lambda: _pods(cluster) == 3)
     _kubectl(cluster, "get", "tenant-enforcer")
+    _kubectl(cluster, "get", "deploy,pods,networkpolicies", "-n", "acme-web")
 
     _say("the moderation pipeline files a high-severity violence verdict against acme")
     now = datetime.now(UTC)
     _kubectl(cluster, "apply", "-f", "-", stdin=_verdict(REPO / "examples/verdicts/high.yaml", now))
-    _wait("level Notice", lambda: _status(cluster, "level") == "Notice")
+    _wait_for_tenant(cluster, "level Notice", lambda: _status(cluster, "level") == "Notice")
     print(
         "The ladder calls for Firewall after a 1h notice period: acme is at Notice now,\n"
         "its namespaces are labelled, and the next step is due at .status.nextDueAt."
@@ -87,17 +117,42 @@ def _story(cluster: LocalCluster) -> None:
         "jsonpath={.status.reason}{'\\n'}next due: {.status.nextDueAt}{'\\n'}",
     )
 
-    _say("on appeal the verdict is overturned by a clearing verdict")
+    _say("then a critical terrorism verdict: the ladder says Deprovision, which needs a person's approval")
     _kubectl(
         cluster,
         "apply",
         "-f",
         "-",
-        stdin=_verdict(REPO / "examples/verdicts/clearing.yaml", now + timedelta(seconds=1)),
+        stdin=_verdict(REPO / "examples/verdicts/critical.yaml", now + timedelta(seconds=1)),
     )
-    _wait("level None", lambda: _status(cluster, "level") == "None")
+    _wait_for_tenant(cluster, "level Firewall", lambda: _status(cluster, "level") == "Firewall")
+    _wait("web pods gone", lambda: _pods(cluster) == 0)
+    print(
+        "Deprovision waits for approval, so everything below it applies now: workloads scaled\n"
+        "to zero behind a pods: 0 quota, and traffic denied except DNS and monitoring; the\n"
+        "tenant's allow-all policy is set aside (saved first, in the operator's namespace)."
+    )
+    _kubectl(
+        cluster,
+        "get",
+        "tp",
+        "acme",
+        "-o",
+        "custom-columns=LEVEL:.status.level,TARGET:.status.targetLevel,AWAITING:.status.awaitingApproval",
+    )
+    _kubectl(cluster, "get", "deploy,pods,networkpolicies,resourcequotas", "-n", "acme-web")
+    _kubectl(cluster, "get", "configmaps", "-n", "tenant-enforcer")
+
+    _say("on appeal both verdicts are overturned by one clearing verdict")
+    clearing: dict[str, Any] = yaml.safe_load(
+        _verdict(REPO / "examples/verdicts/clearing.yaml", now + timedelta(seconds=2))
+    )
+    clearing["spec"]["supersedes"] = ["acme-violence-high", "acme-terror-critical"]
+    _kubectl(cluster, "apply", "-f", "-", stdin=yaml.safe_dump(clearing))
+    _wait_for_tenant(cluster, "level None", lambda: _status(cluster, "level") == "None")
+    _wait("3 web pods running again", lambda: _pods(cluster) == 3, timeout=120)
     _kubectl(cluster, "get", "tp,mv")
-    _kubectl(cluster, "get", "ns", "-l", "tenant-enforcer.io/tenant=acme", "-L", "tenant-enforcer.io/level")
+    _kubectl(cluster, "get", "deploy,pods,networkpolicies,resourcequotas", "-n", "acme-web")
     _kubectl(
         cluster,
         "get",
@@ -111,14 +166,18 @@ def _story(cluster: LocalCluster) -> None:
 
 
 def run_demo(keep: bool = False, workdir: Path | None = None) -> int:
-    with running_cluster(workdir) as cluster:
+    with running_cluster(workdir, full=True) as cluster:
+        _say("a local control plane with controllers and two KWOK nodes; installing the CRDs")
+        cluster.install_crds(REPO / "crds")
+        _kubectl(cluster, "get", "crd", "-l", "app.kubernetes.io/part-of=tenant-enforcer")
         stop, ready = threading.Event(), threading.Event()
+        conf = OperatorConfig(
+            kubeconfig=cluster.kubeconfig,
+            namespace="tenant-enforcer",
+            evidence_dir=cluster.directory / "evidence",
+        )
         operator = threading.Thread(
-            target=run,
-            args=(OperatorConfig(kubeconfig=cluster.kubeconfig, namespace="tenant-enforcer"),),
-            kwargs={"stop": stop, "ready": ready},
-            name="operator",
-            daemon=True,
+            target=run, args=(conf,), kwargs={"stop": stop, "ready": ready}, name="operator", daemon=True
         )
         operator.start()
         try:
