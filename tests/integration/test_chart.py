@@ -17,10 +17,10 @@ from typing import Any
 import pytest
 import yaml
 from kubehelpers import OPERATOR_USER, Kube, wait_for
-from kubernetes import client
+from kubernetes import client, config
 
 from tenant_enforcer.controller.runner import OperatorConfig, run
-from tenant_enforcer.devcluster.cluster import LocalCluster
+from tenant_enforcer.devcluster.cluster import LocalCluster, running_cluster
 from tenant_enforcer.devcluster.helm import ensure_helm, helm_template
 from tenant_enforcer.targets.registry import load_builtin_targets
 
@@ -147,13 +147,33 @@ def test_rendered_chart_applies_with_server_side_dry_run(
 
 
 def can_i(cluster: LocalCluster, who: str, verb: str, resource: str, namespace: str | None = None) -> bool:
+    """Ask the API server directly (a SubjectAccessReview): unlike `kubectl auth can-i` it
+    needs no discovery, so it also answers for kinds whose CRD is not installed (KEDA)."""
     resource, _, subresource = resource.partition("/")
-    args = ["auth", "can-i", verb, resource, f"--as={who}"]
-    args += [f"--namespace={namespace}"] if namespace else ["--all-namespaces"]
-    args += [f"--subresource={subresource}"] if subresource else []
-    done = kubectl(cluster, *args)
-    assert done.stdout.strip() in ("yes", "no"), done.stdout + done.stderr
-    return done.stdout.strip() == "yes"
+    plural, _, group = resource.partition(".")
+    review = {
+        "apiVersion": "authorization.k8s.io/v1",
+        "kind": "SubjectAccessReview",
+        "spec": {
+            "user": who,
+            "groups": ["system:serviceaccounts", "system:authenticated"],
+            "resourceAttributes": {
+                "verb": verb,
+                "group": group,
+                "resource": plural,
+                "subresource": subresource,
+                "namespace": namespace or "",
+            },
+        },
+    }
+    done = subprocess.run(
+        cluster.kubectl_cmd("create", "-o", "json", "-f", "-"),
+        input=json.dumps(review),
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 0, done.stderr
+    return bool(json.loads(done.stdout)["status"].get("allowed"))
 
 
 def _declared() -> set[tuple[str, str, str]]:
@@ -256,10 +276,17 @@ def _refused(cluster: LocalCluster, user: str) -> list[str]:
     ]
 
 
+@pytest.fixture
+def own_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCluster]:
+    """A control plane of its own: the shared one may already run the test operator, and two
+    operators on one cluster is not a supported setup (nor a meaningful test)."""
+    with running_cluster(tmp_path_factory.mktemp("chart-cluster")) as running:
+        running.install_crds(ROOT / "crds")
+        yield running
+
+
 def test_operator_works_as_the_chart_service_account(
-    cluster: LocalCluster,
-    api: client.ApiClient,
-    release: tuple[str, str],
+    own_cluster: LocalCluster,
     unique: str,
     tmp_path: Path,
     caplog: pytest.LogCaptureFixture,
@@ -267,7 +294,10 @@ def test_operator_works_as_the_chart_service_account(
     """The operator itself, with the chart's RBAC only: it scales a tenant down (prior state
     in its own namespace, a freeze quota, the scale subresource), gives everything back
     through the finalizer, and the API server never refuses it."""
-    name, namespace = release
+    cluster = own_cluster
+    api = config.new_client_from_config(config_file=str(cluster.kubeconfig))
+    name, namespace = f"te-{unique}", f"te-system-{unique}"
+    assert kubectl(cluster, "create", "namespace", namespace).returncode == 0
     docs = render(name, namespace)
     apply(cluster, [d for d in docs if d["kind"] in RBAC_KINDS])
     account = of_kind(docs, "ServiceAccount")[0]["metadata"]["name"]
