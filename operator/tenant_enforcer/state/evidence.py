@@ -7,7 +7,8 @@ returns the same location (a retried apply after a crash takes no second snapsho
 checks every file against its sha256 before returning anything.  Files are readable by the
 operator only: a snapshot may hold secret data when the ladder opts in.
 
-Implements `targets.base.EvidenceStore`; an S3-backed store will implement the same two calls.
+Implements `targets.base.EvidenceStore`; `S3EvidenceStore` implements the same calls on an S3
+bucket (same layout and index, server-side encryption).
 """
 
 from __future__ import annotations
@@ -160,3 +161,123 @@ def _fsync_dir(path: Path) -> None:
             os.fsync(fd)
         finally:
             os.close(fd)
+
+
+class EvidenceUnavailable(OSError):
+    """The S3 store could not be read or written (throttling, permissions, the network):
+    an OSError, so targets report it like a directory that cannot be written."""
+
+
+class S3EvidenceStore:
+    """Evidence snapshots in S3: `s3://bucket/prefix/<tenant>/<snapshot_id>/`, one YAML object
+    per document and `index.json` (each document's sha256), every object written with
+    server-side encryption (AES256).
+
+    The documents go first and the index last, so a snapshot exists (`get` finds it) only
+    once it is complete; a put of an id whose index exists is a no-op returning the same
+    location.  `get` checks each document against its sha256 in the index.  `client` is a
+    boto3 S3 client; the bucket is the operator's, never a tenant's.
+    """
+
+    def __init__(self, client: Any, bucket: str, prefix: str = "") -> None:
+        self.client = client
+        self.bucket = bucket
+        self.prefix = prefix.strip("/")
+
+    def key(self, tenant: str, snapshot_id: str, name: str = "") -> str:
+        parts = [self.prefix] if self.prefix else []
+        parts += [_component("tenant", tenant), _component("snapshot id", snapshot_id), name]
+        return "/".join(parts)
+
+    def location(self, tenant: str, snapshot_id: str) -> str:
+        return f"s3://{self.bucket}/{self.key(tenant, snapshot_id)}"
+
+    def put(self, tenant: str, snapshot_id: str, documents: list[Mapping[str, Any]]) -> str:
+        location = self.location(tenant, snapshot_id)
+        if self._read(self.key(tenant, snapshot_id, INDEX)) is not None:
+            return location
+        files = [(file_name(doc), doc) for doc in documents]
+        duplicates = sorted(n for n, count in Counter(n for n, _ in files).items() if count > 1)
+        if duplicates:
+            raise ValueError(f"snapshot {snapshot_id}: objects given twice: {', '.join(duplicates)}")
+        entries = []
+        for name, doc in files:
+            data = yaml.safe_dump(dict(doc), sort_keys=True, allow_unicode=True).encode()
+            self._write(self.key(tenant, snapshot_id, name), data, "application/yaml")
+            meta = doc.get("metadata") or {}
+            entries.append(
+                {
+                    "apiVersion": doc.get("apiVersion"),
+                    "kind": doc["kind"],
+                    "namespace": meta.get("namespace"),
+                    "name": meta["name"],
+                    "file": name,
+                    "sha256": hashlib.sha256(data).hexdigest(),
+                }
+            )
+        index = {
+            "version": INDEX_VERSION,
+            "tenant": tenant,
+            "snapshot": snapshot_id,
+            "createdAt": format_time(datetime.now(UTC)),
+            "objects": entries,
+        }
+        body = json.dumps(index, indent=2, sort_keys=True).encode()
+        self._write(self.key(tenant, snapshot_id, INDEX), body, "application/json")
+        return location
+
+    def index(self, tenant: str, snapshot_id: str) -> dict[str, Any]:
+        data = self._read(self.key(tenant, snapshot_id, INDEX))
+        if data is None:
+            raise KeyError(f"no evidence snapshot {snapshot_id!r} for tenant {tenant!r}")
+        index: dict[str, Any] = json.loads(data)
+        return index
+
+    def get(self, tenant: str, snapshot_id: str) -> list[dict[str, Any]]:
+        index = self.index(tenant, snapshot_id)
+        where = self.location(tenant, snapshot_id)
+        documents = []
+        for entry in index["objects"]:
+            data = self._read(self.key(tenant, snapshot_id, entry["file"]))
+            if data is None:
+                raise EvidenceCorrupted(f"{where}: {entry['file']} is missing")
+            if hashlib.sha256(data).hexdigest() != entry["sha256"]:
+                raise EvidenceCorrupted(f"{where}: {entry['file']} does not match its sha256 in the index")
+            documents.append(yaml.safe_load(data))
+        return documents
+
+    def snapshots(self, tenant: str) -> list[str]:
+        """The complete snapshots of a tenant (those with an index), ids in order."""
+        base = self.key(tenant, "x")[: -len("x/")]
+        found = []
+        try:
+            for page in self.client.get_paginator("list_objects_v2").paginate(
+                Bucket=self.bucket, Prefix=base, Delimiter="/"
+            ):
+                found += [p["Prefix"][len(base) :].rstrip("/") for p in page.get("CommonPrefixes") or []]
+        except Exception as exc:  # botocore ClientError and transport errors
+            raise EvidenceUnavailable(f"list {self.bucket}/{base}: {exc}") from exc
+        return sorted(sid for sid in found if self._read(self.key(tenant, sid, INDEX)) is not None)
+
+    def _write(self, key: str, data: bytes, content_type: str) -> None:
+        try:
+            self.client.put_object(
+                Bucket=self.bucket,
+                Key=key,
+                Body=data,
+                ContentType=content_type,
+                ServerSideEncryption="AES256",
+            )
+        except Exception as exc:  # botocore ClientError and transport errors
+            raise EvidenceUnavailable(f"write s3://{self.bucket}/{key}: {exc}") from exc
+
+    def _read(self, key: str) -> bytes | None:
+        """The object's bytes, or None if there is no such key."""
+        try:
+            data: bytes = self.client.get_object(Bucket=self.bucket, Key=key)["Body"].read()
+        except Exception as exc:  # botocore ClientError and transport errors
+            code = ((getattr(exc, "response", None) or {}).get("Error") or {}).get("Code")
+            if code in ("NoSuchKey", "404"):
+                return None
+            raise EvidenceUnavailable(f"read s3://{self.bucket}/{key}: {exc}") from exc
+        return data

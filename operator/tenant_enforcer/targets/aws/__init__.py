@@ -4,3 +4,6 @@ from tenant_enforcer.targets.aws import compute as compute
 
 # isort: split
 from tenant_enforcer.targets.aws import firewall as firewall
+
+# isort: split
+from tenant_enforcer.targets.aws import deprovision as deprovision
