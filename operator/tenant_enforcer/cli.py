@@ -23,6 +23,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
             workers=args.workers,
             liveness=args.liveness,
             evidence_dir=args.evidence_dir,
+            aws_endpoint_url=args.aws_endpoint_url,
         )
     )
     return 0
@@ -132,9 +133,9 @@ def _cmd_plan(args: argparse.Namespace) -> int:
 def _cmd_restore(args: argparse.Namespace) -> int:
     """Create a tenant's objects again from a Deprovision evidence snapshot."""
     from tenant_enforcer.restore import api_client, restore_snapshot
-    from tenant_enforcer.state.evidence import DirectoryEvidenceStore
+    from tenant_enforcer.state.evidence import open_evidence_store
 
-    store = DirectoryEvidenceStore(args.evidence_dir)
+    store = open_evidence_store(args.evidence_dir, args.aws_endpoint_url)
     api = api_client(args.kubeconfig)
     try:
         report = restore_snapshot(api, store, args.tenant, args.snapshot, dry_run=args.dry_run)
@@ -170,9 +171,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--liveness", help="liveness endpoint, e.g. http://0.0.0.0:8080/healthz")
     run.add_argument(
         "--evidence-dir",
-        type=Path,
-        default=Path("/var/lib/tenant-enforcer/evidence"),
-        help="where Deprovision writes its evidence snapshots",
+        default="/var/lib/tenant-enforcer/evidence",
+        help="where Deprovision writes its evidence snapshots: a directory or s3://bucket/prefix",
     )
     run.add_argument("--aws-endpoint-url", help="AWS API endpoint override (LocalStack, moto); default: AWS")
     run.set_defaults(func=_cmd_run)
@@ -202,11 +202,11 @@ def build_parser() -> argparse.ArgumentParser:
     restore.add_argument("--kubeconfig", type=Path, help="default: $KUBECONFIG or ~/.kube/config")
     restore.add_argument(
         "--evidence-dir",
-        type=Path,
-        default=Path("/var/lib/tenant-enforcer/evidence"),
-        help="where the operator stores evidence snapshots",
+        default="/var/lib/tenant-enforcer/evidence",
+        help="where the operator stores evidence snapshots: a directory or s3://bucket/prefix",
     )
     restore.add_argument("--dry-run", action="store_true", help="server-side dry run: nothing is created")
+    restore.add_argument("--aws-endpoint-url", help="for an s3:// evidence location: endpoint override")
     restore.set_defaults(func=_cmd_restore)
     return parser
 

@@ -22,7 +22,7 @@ from tenant_enforcer.controller.workers import Workers
 from tenant_enforcer.record.events import EventRecorder
 from tenant_enforcer.record.recorder import Recorder
 from tenant_enforcer.record.writer import StatusWriter
-from tenant_enforcer.state.evidence import DirectoryEvidenceStore
+from tenant_enforcer.state.evidence import open_evidence_store
 from tenant_enforcer.state.prior import PriorStateStore
 from tenant_enforcer.targets.aws.session import AwsSessions, AwsSettings
 from tenant_enforcer.targets.base import Clients
@@ -39,7 +39,8 @@ class OperatorConfig:
     dry_run: bool = False
     workers: int = 4
     liveness: str | None = None  # e.g. http://0.0.0.0:8080/healthz
-    evidence_dir: Path = Path("/var/lib/tenant-enforcer/evidence")  # Deprovision's evidence snapshots
+    # Where Deprovision's evidence snapshots go: a directory, or s3://bucket/prefix.
+    evidence_dir: Path | str = Path("/var/lib/tenant-enforcer/evidence")
     aws_endpoint_url: str | None = None  # AWS API endpoint override (moto, LocalStack); None: AWS
 
 
@@ -123,7 +124,7 @@ def run(
     targets = load_builtin_targets().build(
         Clients(
             api,
-            evidence=DirectoryEvidenceStore(conf.evidence_dir),
+            evidence=open_evidence_store(conf.evidence_dir, conf.aws_endpoint_url),
             aws=AwsSessions(AwsSettings(endpoint_url=conf.aws_endpoint_url)),
         )
     )

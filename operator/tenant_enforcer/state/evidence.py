@@ -29,6 +29,7 @@ from typing import Any
 import yaml
 
 from tenant_enforcer.model.duration import format_time
+from tenant_enforcer.targets.base import EvidenceStore
 
 DEFAULT_EVIDENCE_DIR = Path("/var/lib/tenant-enforcer/evidence")
 INDEX = "index.json"
@@ -281,3 +282,18 @@ class S3EvidenceStore:
                 return None
             raise EvidenceUnavailable(f"read s3://{self.bucket}/{key}: {exc}") from exc
         return data
+
+
+def open_evidence_store(location: str | Path, aws_endpoint_url: str | None = None) -> EvidenceStore:
+    """A directory path, or `s3://bucket/prefix` for the S3 backend (the operator's own
+    credentials; `aws_endpoint_url` as for the AWS targets)."""
+    text = str(location)
+    if not text.startswith("s3://"):
+        return DirectoryEvidenceStore(Path(text))
+    bucket, _, prefix = text.removeprefix("s3://").partition("/")
+    import boto3
+
+    from tenant_enforcer.targets.aws.session import RETRIES
+
+    s3 = boto3.client("s3", endpoint_url=aws_endpoint_url, config=RETRIES)
+    return S3EvidenceStore(s3, bucket, prefix.strip("/"))

@@ -54,6 +54,10 @@ class EvidenceStore(Protocol):
         """The documents of a stored snapshot; raises KeyError if there is none."""
         ...
 
+    def snapshots(self, tenant: str) -> list[str]:
+        """The ids of the tenant's stored snapshots."""
+        ...
+
 
 @dataclass(frozen=True)
 class Clients:
