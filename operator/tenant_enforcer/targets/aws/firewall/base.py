@@ -1,0 +1,44 @@
+"""What the four firewall targets share: their level, tolerant calls that treat "already so"
+as success, the transient error for a step that must wait for another, and chunking of
+long value lists for APIs that cap them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Collection, Iterator
+from typing import Any
+
+from tenant_enforcer.model.levels import Level
+from tenant_enforcer.model.refs import ObjectRef
+from tenant_enforcer.targets.aws.base import AwsTarget
+from tenant_enforcer.targets.base import PriorRecord, TenantScope
+from tenant_enforcer.targets.errors import AwsTargetError, ErrorClass, TargetError
+
+
+class NotYetSafe(TargetError):
+    """A step that must wait for another one: transient, so the reconcile is retried."""
+
+    def __init__(self, what: str) -> None:
+        Exception.__init__(self, what)
+        self.error_class = ErrorClass.TRANSIENT
+
+
+def chunks(items: list[str], size: int) -> Iterator[list[str]]:
+    for i in range(0, len(items), size):
+        yield items[i : i + size]
+
+
+class FirewallTarget(AwsTarget):
+    acts_from = Level.FIREWALL
+
+    def tolerant(self, done: Collection[str], what: str, fn: Callable[..., Any], **kwargs: Any) -> Any:
+        """One call whose error codes in `done` mean "already so" (returns None then)."""
+        try:
+            return self.call(what, fn, **kwargs)
+        except AwsTargetError as exc:
+            if exc.code in done:
+                return None
+            raise
+
+    def saved_in(self, scope: TenantScope, region: str) -> dict[ObjectRef, PriorRecord]:
+        return {ref: rec for ref, rec in scope.saved_of_kind(self.kind).items() if ref.namespace == region}
