@@ -58,6 +58,41 @@ def file_name(doc: Mapping[str, Any]) -> str:
     return _component("object", f"{kind}.{namespace}.{name}") + ".yaml"
 
 
+def encode_snapshot(
+    tenant: str, snapshot_id: str, documents: list[Mapping[str, Any]]
+) -> tuple[list[tuple[str, bytes]], bytes]:
+    """A snapshot's files (name, YAML) and its index (JSON, a sha256 per file): one format
+    for every store, so a snapshot reads the same wherever it was written."""
+    files = [(file_name(doc), doc) for doc in documents]
+    duplicates = sorted(n for n, count in Counter(n for n, _ in files).items() if count > 1)
+    if duplicates:
+        raise ValueError(f"snapshot {snapshot_id}: objects given twice: {', '.join(duplicates)}")
+    encoded: list[tuple[str, bytes]] = []
+    entries = []
+    for name, doc in files:
+        data = yaml.safe_dump(dict(doc), sort_keys=True, allow_unicode=True).encode()
+        encoded.append((name, data))
+        meta = doc.get("metadata") or {}
+        entries.append(
+            {
+                "apiVersion": doc.get("apiVersion"),
+                "kind": doc["kind"],
+                "namespace": meta.get("namespace"),
+                "name": meta["name"],
+                "file": name,
+                "sha256": hashlib.sha256(data).hexdigest(),
+            }
+        )
+    index = {
+        "version": INDEX_VERSION,
+        "tenant": tenant,
+        "snapshot": snapshot_id,
+        "createdAt": format_time(datetime.now(UTC)),
+        "objects": entries,
+    }
+    return encoded, json.dumps(index, indent=2, sort_keys=True).encode()
+
+
 class DirectoryEvidenceStore:
     def __init__(self, root: Path | str = DEFAULT_EVIDENCE_DIR) -> None:
         self.root = Path(root)
@@ -69,36 +104,13 @@ class DirectoryEvidenceStore:
         final = self.location(tenant, snapshot_id)
         if final.exists():
             return str(final)
-        files = [(file_name(doc), doc) for doc in documents]
-        duplicates = sorted(n for n, count in Counter(n for n, _ in files).items() if count > 1)
-        if duplicates:
-            raise ValueError(f"snapshot {snapshot_id}: objects given twice: {', '.join(duplicates)}")
         final.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        encoded, index = encode_snapshot(tenant, snapshot_id, documents)
         staging = Path(tempfile.mkdtemp(prefix=f".{snapshot_id}.", dir=final.parent))
         try:
-            entries = []
-            for name, doc in files:
-                data = yaml.safe_dump(dict(doc), sort_keys=True, allow_unicode=True).encode()
+            for name, data in encoded:
                 _write(staging / name, data)
-                meta = doc.get("metadata") or {}
-                entries.append(
-                    {
-                        "apiVersion": doc.get("apiVersion"),
-                        "kind": doc["kind"],
-                        "namespace": meta.get("namespace"),
-                        "name": meta["name"],
-                        "file": name,
-                        "sha256": hashlib.sha256(data).hexdigest(),
-                    }
-                )
-            index = {
-                "version": INDEX_VERSION,
-                "tenant": tenant,
-                "snapshot": snapshot_id,
-                "createdAt": format_time(datetime.now(UTC)),
-                "objects": entries,
-            }
-            _write(staging / INDEX, json.dumps(index, indent=2, sort_keys=True).encode())
+            _write(staging / INDEX, index)
             _fsync_dir(staging)
             try:
                 staging.rename(final)
@@ -197,34 +209,11 @@ class S3EvidenceStore:
         location = self.location(tenant, snapshot_id)
         if self._read(self.key(tenant, snapshot_id, INDEX)) is not None:
             return location
-        files = [(file_name(doc), doc) for doc in documents]
-        duplicates = sorted(n for n, count in Counter(n for n, _ in files).items() if count > 1)
-        if duplicates:
-            raise ValueError(f"snapshot {snapshot_id}: objects given twice: {', '.join(duplicates)}")
-        entries = []
-        for name, doc in files:
-            data = yaml.safe_dump(dict(doc), sort_keys=True, allow_unicode=True).encode()
+        encoded, index = encode_snapshot(tenant, snapshot_id, documents)
+        for name, data in encoded:
             self._write(self.key(tenant, snapshot_id, name), data, "application/yaml")
-            meta = doc.get("metadata") or {}
-            entries.append(
-                {
-                    "apiVersion": doc.get("apiVersion"),
-                    "kind": doc["kind"],
-                    "namespace": meta.get("namespace"),
-                    "name": meta["name"],
-                    "file": name,
-                    "sha256": hashlib.sha256(data).hexdigest(),
-                }
-            )
-        index = {
-            "version": INDEX_VERSION,
-            "tenant": tenant,
-            "snapshot": snapshot_id,
-            "createdAt": format_time(datetime.now(UTC)),
-            "objects": entries,
-        }
-        body = json.dumps(index, indent=2, sort_keys=True).encode()
-        self._write(self.key(tenant, snapshot_id, INDEX), body, "application/json")
+        # The index goes last: a snapshot exists only once it is complete.
+        self._write(self.key(tenant, snapshot_id, INDEX), index, "application/json")
         return location
 
     def index(self, tenant: str, snapshot_id: str) -> dict[str, Any]:
