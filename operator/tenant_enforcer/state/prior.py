@@ -84,28 +84,26 @@ class PriorStateStore:
         }
         try:
             if existing:
-                self._core.patch_namespaced_config_map(
-                    name,
-                    self.namespace,
-                    {"data": new},
-                    field_manager=self._field_manager,
-                    _content_type=MERGE_PATCH,
-                )
+                self._add(name, new)
             else:
                 self._core.create_namespaced_config_map(
                     self.namespace, body, field_manager=self._field_manager
                 )
         except client.ApiException as exc:
             if exc.status == 409 and not existing:  # created meanwhile: add to it
-                self._core.patch_namespaced_config_map(
-                    name,
-                    self.namespace,
-                    {"data": new},
-                    field_manager=self._field_manager,
-                    _content_type=MERGE_PATCH,
-                )
+                self._add(name, new)
                 return
             raise TargetError(f"save prior state of {tenant}", exc) from exc
+
+    def _add(self, name: str, data: Mapping[str, str]) -> None:
+        """Merge-patch keys into the ConfigMap (keys already there are never in `data`)."""
+        self._core.patch_namespaced_config_map(
+            name,
+            self.namespace,
+            {"data": dict(data)},
+            field_manager=self._field_manager,
+            _content_type=MERGE_PATCH,
+        )
 
     def drop(self, tenant: str, refs: Iterable[ObjectRef], remaining: int) -> None:
         """Forget records whose objects were restored; the ConfigMap goes with the last one."""

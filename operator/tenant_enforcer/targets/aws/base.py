@@ -13,7 +13,8 @@ from collections.abc import Callable, Iterator
 from typing import Any, ClassVar, TypeVar
 
 from tenant_enforcer.model.policy import AwsScope
-from tenant_enforcer.targets.base import Clients, Target, TenantScope
+from tenant_enforcer.model.refs import ObjectRef
+from tenant_enforcer.targets.base import Clients, PriorRecord, Target, TenantScope
 from tenant_enforcer.targets.errors import AwsTargetError
 
 R = TypeVar("R")
@@ -36,6 +37,10 @@ class AwsTarget(Target):
     @staticmethod
     def regions(scope: TenantScope) -> tuple[str, ...]:
         return scope.aws.regions if scope.aws else ()
+
+    def saved_in(self, scope: TenantScope, region: str) -> dict[ObjectRef, PriorRecord]:
+        """This kind's saved prior state in `region` (ObjectRefs carry the region as namespace)."""
+        return {ref: rec for ref, rec in scope.saved_of_kind(self.kind).items() if ref.namespace == region}
 
     def call(self, what: str, fn: Callable[..., R], **kwargs: Any) -> R:
         """One AWS call; errors come out classified (see errors.classify_aws)."""

@@ -101,9 +101,7 @@ class ComputeTarget(AwsTarget):
                 ref = ObjectRef(self.kind, item[self.id_key], region)
                 seen.add(ref)
                 found.append(self.observe(ref, item, scope))
-            missing = sorted(
-                r.name for r in scope.saved_of_kind(self.kind) if r.namespace == region and r not in seen
-            )
+            missing = sorted(r.name for r in self.saved_in(scope, region) if r not in seen)
             for start in range(0, len(missing), self.chunk):
                 for item in self.named(client, missing[start : start + self.chunk]):
                     ref = ObjectRef(self.kind, item[self.id_key], region)

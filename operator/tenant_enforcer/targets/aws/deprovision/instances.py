@@ -84,7 +84,7 @@ class TerminatedInstanceTarget(AwsDeprovisionTarget):
         found = []
         for region in self.regions(scope):
             ec2 = self.client(scope.aws, region)
-            saved = {r for r in scope.saved_of_kind(self.kind) if r.namespace == region}
+            saved = set(self.saved_in(scope, region))
             instances = {
                 i["InstanceId"]: i
                 for i in self._instances(ec2, tag_filters(scope.aws))

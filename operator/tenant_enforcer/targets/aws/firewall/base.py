@@ -9,9 +9,7 @@ from collections.abc import Callable, Collection, Iterator
 from typing import Any
 
 from tenant_enforcer.model.levels import Level
-from tenant_enforcer.model.refs import ObjectRef
 from tenant_enforcer.targets.aws.base import AwsTarget
-from tenant_enforcer.targets.base import PriorRecord, TenantScope
 from tenant_enforcer.targets.errors import AwsTargetError, ErrorClass, TargetError
 
 
@@ -39,6 +37,3 @@ class FirewallTarget(AwsTarget):
             if exc.code in done:
                 return None
             raise
-
-    def saved_in(self, scope: TenantScope, region: str) -> dict[ObjectRef, PriorRecord]:
-        return {ref: rec for ref, rec in scope.saved_of_kind(self.kind).items() if ref.namespace == region}
