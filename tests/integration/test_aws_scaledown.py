@@ -9,14 +9,22 @@ operator fixture's sessions are not reachable from a test.
 moto (5.2.5) behaviours relied on: tag filters on describe_instances and
 describe_auto_scaling_groups; instances launched by a group carry `aws:autoscaling:groupName`
 and the group's PropagateAtLaunch tags; a group's size change launches or terminates instances
-at once; stop/start take effect at once (`stopped`/`running` on the next describe).
+at once, counting only its InService instances (`active_instances`: a Standby instance is
+neither counted nor terminated when Desired drops to 0); enter_standby with
+ShouldDecrementDesiredCapacity decrements Desired once per instance, exit_standby increments
+it once per instance; stop/start take effect at once (`stopped`/`running` on the next
+describe), on a Standby instance too, without the group noticing.
 With `POST /moto-api/reset-auth` (body `0`) moto authorises every request through its IAM:
 credentials of a role assumed beforehand are judged by the role's policies (the operator's
 own test keys belong to no moto user, so the role is assumed while IAM is still off).
-Not emulated: suspended processes have no effect (a suspended Launch still launches, a
-suspended Terminate does not stop the drain to 0), instances go straight to `stopped` /
-`running` (the `stopping` and `pending` paths are not exercised), and stop/start of a
-terminated instance succeed instead of answering IncorrectInstanceState.
+Not emulated: suspended processes have no effect (a suspended Launch still launches when
+Desired rises, and ExitStandby works whatever is suspended); EnterStandby does not check
+that Desired stays ≥ MinSize, ExitStandby does not check Desired + n ≤ MaxSize, neither
+limits a call to 20 ids; the only lifecycle states are InService and Standby (no Pending,
+EnteringStandby, Terminating); no health checks (a stopped InService instance is not
+replaced); instances go straight to `stopped` / `running` (the `stopping` and `pending` paths
+are not exercised); stop/start of a terminated instance succeed instead of answering
+IncorrectInstanceState.
 """
 
 from __future__ import annotations
@@ -93,8 +101,15 @@ def _tags(tags: list[dict[str, Any]] | None) -> dict[str, str]:
 
 
 def describe(aws: MotoServer) -> dict[str, Any]:
-    """Every group and every live standalone instance, field by field (all tenants)."""
+    """Every group (with its instances: lifecycle and EC2 state) and every live standalone
+    instance, field by field (all tenants)."""
     ec2, asg = aws.client("ec2", REGION), aws.client("autoscaling", REGION)
+    states = {
+        i["InstanceId"]: i["State"]["Name"]
+        for page in ec2.get_paginator("describe_instances").paginate()
+        for r in page["Reservations"]
+        for i in r["Instances"]
+    }
     groups = {
         g["AutoScalingGroupName"]: {
             "MinSize": g["MinSize"],
@@ -103,6 +118,9 @@ def describe(aws: MotoServer) -> dict[str, Any]:
             "SuspendedProcesses": sorted(p["ProcessName"] for p in g["SuspendedProcesses"]),
             "Tags": sorted((t["Key"], t["Value"], t["PropagateAtLaunch"]) for t in g["Tags"]),
             "InService": sum(i["LifecycleState"] == "InService" for i in g["Instances"]),
+            "Members": {
+                i["InstanceId"]: (i["LifecycleState"], states.get(i["InstanceId"])) for i in g["Instances"]
+            },
         }
         for page in asg.get_paginator("describe_auto_scaling_groups").paginate()
         for g in page["AutoScalingGroups"]
@@ -117,13 +135,17 @@ def describe(aws: MotoServer) -> dict[str, Any]:
     return {"groups": groups, "instances": instances}
 
 
-def held_as_expected(now: dict[str, Any], mine: dict[str, str]) -> None:
+def held_as_expected(now: dict[str, Any], mine: dict[str, str], before: dict[str, Any]) -> None:
     group = now["groups"][mine["group"]]
     assert (group["MinSize"], group["MaxSize"], group["DesiredCapacity"]) == (0, 0, 0)
     assert group["InService"] == 0
     assert set(group["SuspendedProcesses"]) == HELD_SUSPENDED  # AZRebalance was already among them
-    assert "Terminate" not in group["SuspendedProcesses"]  # the group must be able to drain
+    assert "Terminate" in group["SuspendedProcesses"]  # the group terminates nothing
     assert (ENFORCED_TAG, "ScaleDown", False) in group["Tags"]
+    # The same instances as before, kept: in Standby and stopped.
+    members = before["groups"][mine["group"]]["Members"]
+    assert len(members) == 2
+    assert group["Members"] == dict.fromkeys(members, ("Standby", "stopped"))
     for key in ("running", "stopped"):
         instance = now["instances"][mine[key]]
         assert instance["State"] == "stopped", key
@@ -178,14 +200,18 @@ def test_scale_down_holds_groups_and_standalone_instances_and_the_lift_restores_
     kube.verdict(f"v-{unique}", tenant, category="fraud", severity="high")
     wait_for("level ScaleDown", lambda: level(kube, tenant) == "ScaleDown", timeout=60)
     held = describe(aws)
-    held_as_expected(held, mine)
+    held_as_expected(held, mine, before)
     untouched(before, held, theirs)
     prior = kube.core.read_namespaced_config_map(f"prior-state-{tenant}", OPERATOR_NAMESPACE).data
+    members = sorted(before["groups"][mine["group"]]["Members"])
     assert json.loads(prior[f"AutoScalingGroup.{REGION}.{mine['group']}"])["state"] == {
         "MinSize": 1,
         "MaxSize": 4,
         "DesiredCapacity": 2,
         "SuspendedProcesses": ["AZRebalance"],
+        "InService": members,
+        "Standby": [],
+        "Running": members,
     }
     assert json.loads(prior[f"Ec2Instance.{REGION}.{mine['running']}"])["state"] == {"State": "running"}
     assert json.loads(prior[f"Ec2Instance.{REGION}.{mine['stopped']}"])["state"] == {"State": "stopped"}
@@ -194,8 +220,10 @@ def test_scale_down_holds_groups_and_standalone_instances_and_the_lift_restores_
     wait_for("level None", lambda: level(kube, tenant) == "None", timeout=60)
     after = describe(aws)
     for owner in (mine, theirs):
-        untouched(before, after, owner)  # sizes, processes, tags, instance states: as before
-    assert after["groups"][mine["group"]]["InService"] == 2  # new instances, as many as before
+        # Sizes, processes, tags, instance states, and the same group instances InService
+        # and running: as before.
+        untouched(before, after, owner)
+    assert after["groups"][mine["group"]]["Members"] == dict.fromkeys(members, ("InService", "running"))
     assert not [
         c
         for c in kube.core.list_namespaced_config_map(OPERATOR_NAMESPACE).items
@@ -296,7 +324,7 @@ def test_the_documented_iam_policy_is_enough_to_hold_and_lift(
     with iam_enforced(aws):
         kube.verdict(f"v-{unique}", tenant, category="fraud", severity="high")
         wait_for("level ScaleDown", lambda: level(kube, tenant) == "ScaleDown", timeout=60)
-    held_as_expected(describe(aws), mine)
+    held_as_expected(describe(aws), mine, before)
     with iam_enforced(aws):
         kube.verdict(
             f"clear-{unique}", tenant, category="fraud", outcome="cleared", supersedes=[f"v-{unique}"]
@@ -383,11 +411,19 @@ class Faults:
 class Driver:
     """The reconcile's observe → plan → act steps for the AWS compute targets only."""
 
-    def __init__(self, kube: Kube, aws: MotoServer, tenant: str, hooks: list[tuple[str, Any]]) -> None:
+    def __init__(
+        self,
+        kube: Kube,
+        aws: MotoServer,
+        tenant: str,
+        hooks: list[tuple[str, Any]],
+        kinds: tuple[type[Target], ...] = COMPUTE,
+        store: str = "",
+    ) -> None:
         sessions = AwsSessions(AwsSettings(endpoint_url=aws.endpoint))
         sessions.hooks.extend(hooks)
-        self.targets: dict[str, Target] = {cls.kind: cls(Clients(kube=None, aws=sessions)) for cls in COMPUTE}
-        namespace = f"state-{tenant}"
+        self.targets: dict[str, Target] = {cls.kind: cls(Clients(kube=None, aws=sessions)) for cls in kinds}
+        namespace = f"state-{tenant}{store}"  # the prior-state store: one per driver
         kube.namespace(namespace)
         self.store = PriorStateStore(kube.api, namespace)
         self.actuator = Actuator(self.targets, self.store)
@@ -411,8 +447,8 @@ class Driver:
 def driver(kube: Kube, aws: MotoServer, unique: str) -> Iterator[Callable[..., Driver]]:
     made: list[Driver] = []
 
-    def make(*hooks: tuple[str, Any]) -> Driver:
-        made.append(Driver(kube, aws, f"aws-{unique}", list(hooks)))
+    def make(*hooks: tuple[str, Any], kinds: tuple[type[Target], ...] = COMPUTE) -> Driver:
+        made.append(Driver(kube, aws, f"aws-{unique}", list(hooks), kinds, f"-{len(made)}" if made else ""))
         return made[-1]
 
     yield make
@@ -424,28 +460,23 @@ def test_every_call_made_is_declared_and_every_declared_action_is_used(
     aws: MotoServer, driver: Callable[..., Driver], unique: str
 ) -> None:
     mine = estate(aws, f"aws-{unique}")
-    # Terminate suspended by the tenant: held, it is resumed (the group must drain), and
-    # suspended again on restore, so every declared action is exercised.
+    # Launch suspended by the tenant: the lift resumes it for the instances to leave Standby
+    # and suspends it again, so every declared action is exercised.
     aws.client("autoscaling").suspend_processes(
-        AutoScalingGroupName=mine["group"], ScalingProcesses=["Terminate"]
+        AutoScalingGroupName=mine["group"], ScalingProcesses=["Launch"]
     )
     before = describe(aws)
-    calls = Calls()
-    d = driver(("before-call", calls))
-    _, result = d.reconcile(Level.SCALE_DOWN)
-    assert not result.failed, result
-    held = describe(aws)["groups"][mine["group"]]
-    assert set(held["SuspendedProcesses"]) == HELD_SUSPENDED
-    assert (held["DesiredCapacity"], held["InService"]) == (0, 0)
-    _, result = d.reconcile(Level.NONE)
-    assert not result.failed and not result.conflicts, result
-    assert describe(aws) == before
-
-    for target in COMPUTE:
-        made = {a for a in calls.actions if a.startswith(f"{target.service}:")}
+    for target in COMPUTE:  # each driven alone: the group target calls EC2 too
+        calls = Calls()
+        d = driver(("before-call", calls), kinds=(target,))
+        _, result = d.reconcile(Level.SCALE_DOWN)
+        assert not result.failed, result
+        _, result = d.reconcile(Level.NONE)
+        assert not result.failed and not result.conflicts, result
+        assert describe(aws) == before
+        made = set(calls.actions)
         assert made <= set(target.iam), f"{target.__name__} calls undeclared {sorted(made - set(target.iam))}"
         assert made == set(target.iam), f"{target.__name__} declares unused {sorted(set(target.iam) - made)}"
-    assert {a.split(":")[0] for a in calls.actions} == {"autoscaling", "ec2"}
 
 
 def test_a_second_reconcile_makes_no_mutating_call(
@@ -496,32 +527,65 @@ def test_a_failure_in_the_middle_leaves_each_resource_done_or_untouched_and_the_
 ) -> None:
     mine = estate(aws, f"aws-{unique}")
     before = describe(aws)
+    members = sorted(before["groups"][mine["group"]]["Members"])
     # Not a code botocore retries: the operation fails once, as seen by the actuator.
-    faults = Faults("UpdateAutoScalingGroup", "ResourceContention", times=1)
-    d = driver(("before-send.auto-scaling.UpdateAutoScalingGroup", faults))
+    faults = Faults("EnterStandby", "ResourceContention", times=1)
+    d = driver(("before-send.auto-scaling.EnterStandby", faults))
 
     _, result = d.reconcile(Level.SCALE_DOWN)
-    assert result.transient == ["autoscaling.UpdateAutoScalingGroup: ResourceContention"], result
+    assert result.transient == ["autoscaling.EnterStandby: ResourceContention"], result
     now = describe(aws)
     group, was = now["groups"][mine["group"]], before["groups"][mine["group"]]
-    # The group: untouched but for our marker (so the next reconcile sees it as ours to finish).
-    assert {k: v for k, v in group.items() if k != "Tags"} == {k: v for k, v in was.items() if k != "Tags"}
+    # The group, cut short after the steps before the standby: marked, every process
+    # suspended, MinSize 0; its instances still InService and running, none replaced.
     assert (ENFORCED_TAG, "ScaleDown", False) in group["Tags"]
+    assert set(group["SuspendedProcesses"]) == HELD_SUSPENDED
+    assert (group["MinSize"], group["MaxSize"], group["DesiredCapacity"]) == (0, was["MaxSize"], 2)
+    assert group["Members"] == was["Members"] == dict.fromkeys(members, ("InService", "running"))
     # The instances, in another batch: done.
     assert now["instances"][mine["running"]]["State"] == "stopped"
     saved = d.store.load(f"aws-{unique}")
     assert {ref.name for ref in saved} == {mine["group"], mine["running"], mine["stopped"]}
+    group_prior = next(rec.state for ref, rec in saved.items() if ref.name == mine["group"])
+    assert group_prior["InService"] == group_prior["Running"] == members
+    assert group_prior["MinSize"] == 1 and group_prior["SuspendedProcesses"] == ["AZRebalance"]
 
     _, inventory = d.observe()
     assert [o.ref.name for o in inventory if o.drifted] == [mine["group"]]
     _, result = d.reconcile(Level.SCALE_DOWN)
     assert not result.failed, result
-    held_as_expected(describe(aws), mine)
+    held_as_expected(describe(aws), mine, before)
     assert d.reconcile(Level.SCALE_DOWN)[0] == []
 
     _, result = d.reconcile(Level.NONE)
     assert not result.failed and not result.conflicts, result
     assert describe(aws) == before
+
+
+@pytest.mark.parametrize("operation", ["StartInstances", "ExitStandby", "UpdateAutoScalingGroup"])
+def test_a_lift_cut_short_is_finished_by_the_next_one(
+    aws: MotoServer, driver: Callable[..., Driver], unique: str, operation: str
+) -> None:
+    mine = estate(aws, f"aws-{unique}")
+    before = describe(aws)
+    faults = Faults(operation, "ResourceContention", times=0)
+    service = "ec2" if operation == "StartInstances" else "auto-scaling"
+    d = driver((f"before-send.{service}.{operation}", faults), kinds=(AutoScalingGroupTarget,))
+    _, result = d.reconcile(Level.SCALE_DOWN)
+    assert not result.failed, result
+
+    faults.left = 1
+    _, result = d.reconcile(Level.NONE)
+    assert faults.sent == 1
+    assert len(result.transient) == 1 and operation in result.transient[0], result
+    assert {ref.name for ref in d.store.load(f"aws-{unique}")} == {mine["group"]}  # kept for the retry
+    group = describe(aws)["groups"][mine["group"]]
+    assert set(group["Members"]) == set(before["groups"][mine["group"]]["Members"])  # none lost
+
+    _, result = d.reconcile(Level.NONE)
+    assert not result.failed and not result.conflicts, result
+    assert describe(aws) == before
+    assert d.store.load(f"aws-{unique}") == {}
 
 
 def test_drift_is_reasserted_and_a_restore_reports_sizes_changed_meanwhile(
@@ -548,6 +612,7 @@ def test_drift_is_reasserted_and_a_restore_reports_sizes_changed_meanwhile(
     assert (group["MinSize"], group["MaxSize"], group["DesiredCapacity"]) == (1, 3, 2)
     assert group["SuspendedProcesses"] == before["groups"][mine["group"]]["SuspendedProcesses"]
     assert group["Tags"] == before["groups"][mine["group"]]["Tags"]
+    assert group["Members"] == before["groups"][mine["group"]]["Members"]  # the same, back in service
     assert describe(aws)["instances"] == before["instances"]
 
 
