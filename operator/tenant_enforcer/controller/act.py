@@ -13,8 +13,10 @@ from collections import defaultdict, deque
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
 
 from tenant_enforcer.core.plan import Action, batches
+from tenant_enforcer.model.duration import format_time
 from tenant_enforcer.model.refs import ObjectRef, Observed
 from tenant_enforcer.state.prior import PriorStateStore
 from tenant_enforcer.targets.base import PriorRecord, Target, TenantScope
@@ -72,8 +74,9 @@ class Actuator:
         result = ApplyResult()
         actions = self._drop_repeated_reverts(actions, result)
         states = {obs.ref: obs.state for obs in inventory if obs.state}
+        now = format_time(datetime.now(UTC))  # in memory too: a target may time from it (retention)
         first_changes = [
-            PriorRecord(a.ref, states[a.ref])
+            PriorRecord(a.ref, states[a.ref], now)
             for a in actions
             if not a.is_restore and a.ref in states and a.ref not in scope.saved
         ]

@@ -72,6 +72,8 @@ class DeprovisionSettings:
     snapshot_secret_data: bool = False
     pvc_retention: timedelta = timedelta(days=30)
     delete_pvcs_after_retention: bool = True
+    bucket_retention: timedelta = timedelta(days=30)
+    delete_buckets_after_retention: bool = False  # tenant buckets are kept unless the ladder says so
 
 
 @dataclass(frozen=True)
@@ -119,5 +121,7 @@ class Ladder:
                 snapshot_secret_data=bool(dep.get("snapshotSecretData", False)),
                 pvc_retention=parse_duration(dep.get("pvcRetention", "720h")),
                 delete_pvcs_after_retention=bool(dep.get("deletePVCsAfterRetention", True)),
+                bucket_retention=parse_duration(dep.get("bucketRetention", "720h")),
+                delete_buckets_after_retention=bool(dep.get("deleteBucketsAfterRetention", False)),
             ),
         )

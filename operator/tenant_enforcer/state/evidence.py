@@ -97,11 +97,15 @@ class DirectoryEvidenceStore:
     def __init__(self, root: Path | str = DEFAULT_EVIDENCE_DIR) -> None:
         self.root = Path(root)
 
-    def location(self, tenant: str, snapshot_id: str) -> Path:
+    def folder(self, tenant: str, snapshot_id: str) -> Path:
         return self.root / _component("tenant", tenant) / _component("snapshot id", snapshot_id)
 
+    def location(self, tenant: str, snapshot_id: str) -> str | None:
+        folder = self.folder(tenant, snapshot_id)
+        return str(folder) if (folder / INDEX).exists() else None
+
     def put(self, tenant: str, snapshot_id: str, documents: list[Mapping[str, Any]]) -> str:
-        final = self.location(tenant, snapshot_id)
+        final = self.folder(tenant, snapshot_id)
         if final.exists():
             return str(final)
         final.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
@@ -126,7 +130,7 @@ class DirectoryEvidenceStore:
         return str(final)
 
     def index(self, tenant: str, snapshot_id: str) -> dict[str, Any]:
-        path = self.location(tenant, snapshot_id) / INDEX
+        path = self.folder(tenant, snapshot_id) / INDEX
         try:
             index: dict[str, Any] = json.loads(path.read_bytes())
         except FileNotFoundError:
@@ -135,7 +139,7 @@ class DirectoryEvidenceStore:
 
     def get(self, tenant: str, snapshot_id: str) -> list[dict[str, Any]]:
         index = self.index(tenant, snapshot_id)
-        folder = self.location(tenant, snapshot_id)
+        folder = self.folder(tenant, snapshot_id)
         listed = {entry["file"] for entry in index["objects"]}
         extra = sorted(p.name for p in folder.iterdir() if p.name != INDEX and p.name not in listed)
         if extra:
@@ -202,11 +206,15 @@ class S3EvidenceStore:
         parts += [_component("tenant", tenant), _component("snapshot id", snapshot_id), name]
         return "/".join(parts)
 
-    def location(self, tenant: str, snapshot_id: str) -> str:
+    def url(self, tenant: str, snapshot_id: str) -> str:
         return f"s3://{self.bucket}/{self.key(tenant, snapshot_id)}"
 
+    def location(self, tenant: str, snapshot_id: str) -> str | None:
+        complete = self._read(self.key(tenant, snapshot_id, INDEX)) is not None
+        return self.url(tenant, snapshot_id) if complete else None
+
     def put(self, tenant: str, snapshot_id: str, documents: list[Mapping[str, Any]]) -> str:
-        location = self.location(tenant, snapshot_id)
+        location = self.url(tenant, snapshot_id)
         if self._read(self.key(tenant, snapshot_id, INDEX)) is not None:
             return location
         encoded, index = encode_snapshot(tenant, snapshot_id, documents)
@@ -225,7 +233,7 @@ class S3EvidenceStore:
 
     def get(self, tenant: str, snapshot_id: str) -> list[dict[str, Any]]:
         index = self.index(tenant, snapshot_id)
-        where = self.location(tenant, snapshot_id)
+        where = self.url(tenant, snapshot_id)
         documents = []
         for entry in index["objects"]:
             data = self._read(self.key(tenant, snapshot_id, entry["file"]))

@@ -44,7 +44,7 @@ class TenantScope:
 
 
 class EvidenceStore(Protocol):
-    """Where evidence snapshots go (a directory; S3 later): implemented in state/."""
+    """Where evidence snapshots go (a directory or S3): implemented in state/."""
 
     def put(self, tenant: str, snapshot_id: str, documents: list[Mapping[str, Any]]) -> str:
         """Store `documents` (clean manifests) and return where they are (a path or URL)."""
@@ -56,6 +56,11 @@ class EvidenceStore(Protocol):
 
     def snapshots(self, tenant: str) -> list[str]:
         """The ids of the tenant's stored snapshots."""
+        ...
+
+    def location(self, tenant: str, snapshot_id: str) -> str | None:
+        """Where a complete stored snapshot is (as `put` returned it); None if there is none.
+        Reads no document: discovery asks this on every reconcile."""
         ...
 
 

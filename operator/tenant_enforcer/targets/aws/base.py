@@ -9,7 +9,7 @@ never acts on partial data.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
 from typing import Any, ClassVar, TypeVar
 
 from tenant_enforcer.model.policy import AwsScope
@@ -48,6 +48,15 @@ class AwsTarget(Target):
             return fn(**kwargs)
         except Exception as exc:  # botocore raises ClientError and several transport errors
             raise AwsTargetError(what, exc) from exc
+
+    def tolerant(self, done: Collection[str], what: str, fn: Callable[..., Any], **kwargs: Any) -> Any:
+        """One call whose error codes in `done` mean "already so" or "not there" (None then)."""
+        try:
+            return self.call(what, fn, **kwargs)
+        except AwsTargetError as exc:
+            if exc.code in done:
+                return None
+            raise
 
     def paginate(self, client: Any, operation: str, key: str, **kwargs: Any) -> Iterator[Any]:
         """Every item under `key` of every page; a failed page raises (never partial data)."""

@@ -1,21 +1,23 @@
 """Deprovision on AWS: evidence first, then the tenant's instances terminated and its load
-balancers deleted, verified.  Buckets are kept (retention): their policy, settings and tags
-go into the evidence, nothing in them is touched.
+balancers deleted, verified.  Buckets are kept for the ladder's retention period, with their
+configuration in the evidence; after it they are emptied and deleted only if the ladder says so.
 
-Two targets, registered in this order (instances go before their load balancers):
-`TerminatedInstanceTarget` (`instances`) and `DeletedLoadBalancerTarget` (`load_balancers`).
-`evidence` holds their shared base: the evidence documents and how they are stored.
+Three targets, registered in this order (instances go before their load balancers, buckets
+last): `TerminatedInstanceTarget` (`instances`), `DeletedLoadBalancerTarget`
+(`load_balancers`) and `DeprovisionedBucketTarget` (`buckets`).  `evidence` holds their
+shared base: the evidence documents and how they are stored.
 
 What marks progress is the prior-state record the actuator saves before the first change
-(the instance's volumes; the load balancer's ARN and target groups): a tenant resource with a
-record that still exists is a deletion under way (`pending`), finished by the next reconcile;
-one with a record that is gone (or terminated) is held at Deprovision.  A resource the tenant
-terminated itself (no record) is left alone.
+(the instance's volumes; the load balancer's ARN and target groups; the bucket's name, whose
+record's capture time starts the retention): a tenant resource with a record that still
+exists is a step under way (`pending`), finished by the next reconcile; one with a record that
+is gone (or terminated) is held at Deprovision.  A resource the tenant terminated itself (no
+record) is left alone.
 
 Lifting re-creates nothing: the restore message names the evidence location and the EBS
 snapshot ids, and the record is dropped.
 
-Importing this package registers the two targets, in the order of the imports below (the
+Importing this package registers the three targets, in the order of the imports below (the
 planner breaks ties by registration order; `isort: split` keeps a formatter from reordering
 them); the rest re-exports the names of the former single `deprovision` module.
 """
@@ -45,6 +47,9 @@ from tenant_enforcer.targets.aws.deprovision.instances import (
 # isort: split
 from tenant_enforcer.targets.aws.deprovision.load_balancers import DeletedLoadBalancerTarget
 
+# isort: split
+from tenant_enforcer.targets.aws.deprovision.buckets import DeprovisionedBucketTarget
+
 __all__ = [
     "API_VERSION",
     "ELB_READS",
@@ -58,6 +63,7 @@ __all__ = [
     "AwsDeprovisionTarget",
     "DeletedLoadBalancerTarget",
     "DeprovisionIncomplete",
+    "DeprovisionedBucketTarget",
     "TerminatedInstanceTarget",
     "document",
     "instance_volumes",

@@ -88,16 +88,12 @@ class AwsDeprovisionTarget(AwsTarget):
             raise TargetError(f"store evidence snapshot {snapshot_id}: {exc}", exc) from exc
 
     def stored_location(self, tenant: str, snapshot_id: str) -> str | None:
-        """Where a stored snapshot is (None: not stored).  A put of an id that is stored
-        already is a no-op returning its location (the EvidenceStore contract)."""
+        """Where a stored snapshot is (None: not stored, or no store configured)."""
         store = self.clients.evidence
         if store is None:
             return None
         try:
-            documents = store.get(tenant, snapshot_id)
-            return store.put(tenant, snapshot_id, list[Mapping[str, Any]](documents))
-        except KeyError:
-            return None
+            return store.location(tenant, snapshot_id)
         except (OSError, ValueError) as exc:
             raise TargetError(f"read evidence snapshot {snapshot_id}: {exc}", exc) from exc
 
@@ -151,46 +147,59 @@ class AwsDeprovisionTarget(AwsTarget):
         return documents
 
     def bucket_documents(self, aws: AwsScope, region: str) -> list[dict[str, Any]]:
-        """Each tenant bucket in `region`: tags, location, policy, public access block,
-        versioning and default encryption (the bucket and its objects are kept)."""
+        """Each tenant bucket in `region`, as an evidence document (see `bucket_document`)."""
         s3 = self.sessions.client(aws, "s3", region)
         documents = []
+        for bucket, tags in self.tenant_buckets(s3, aws, region):
+            found = self.bucket_document(s3, bucket, region, tags)
+            if found is not None:
+                documents.append(found)
+        return documents
+
+    def tenant_buckets(self, s3: Any, aws: AwsScope, region: str) -> list[tuple[str, list[dict[str, Any]]]]:
+        """(name, tags) of each bucket in `region` that carries the tenant's tag."""
+        found = []
         for listed in self.paginate(s3, "list_buckets", "Buckets"):
             bucket = listed["Name"]
             tagging = self._s3(s3.get_bucket_tagging, bucket, {"NoSuchTagSet", "NoSuchBucket"})
             if tagging is None or not has_tenant_tag(tagging.get("TagSet"), aws):
                 continue
-            location = self._s3(s3.get_bucket_location, bucket, {"NoSuchBucket"})
-            if location is None:
-                continue
-            where = str(location.get("LocationConstraint") or "us-east-1")
-            if ("eu-west-1" if where == "EU" else where) != region:
-                continue
-            policy = self._s3(s3.get_bucket_policy, bucket, {"NoSuchBucketPolicy"})
-            pab = self._s3(s3.get_public_access_block, bucket, {"NoSuchPublicAccessBlockConfiguration"})
-            versioning = self._s3(s3.get_bucket_versioning, bucket, set())
-            encryption = self._s3(
-                s3.get_bucket_encryption, bucket, {"ServerSideEncryptionConfigurationNotFoundError"}
-            )
-            body = {
-                "Name": bucket,
-                "Region": region,
-                "Tags": tagging.get("TagSet") or [],
-                "Policy": json.loads(policy["Policy"]) if policy else None,
-                "PublicAccessBlock": pab["PublicAccessBlockConfiguration"] if pab else None,
-                "Versioning": {k: v for k, v in (versioning or {}).items() if k != "ResponseMetadata"},
-                "Encryption": (encryption or {}).get("ServerSideEncryptionConfiguration"),
-            }
-            documents.append(document("S3Bucket", bucket, region, body))
-        return documents
+            where = listed.get("BucketRegion")
+            if not where:
+                location = self._s3(s3.get_bucket_location, bucket, {"NoSuchBucket"})
+                if location is None:
+                    continue
+                where = str(location.get("LocationConstraint") or "us-east-1")  # None: us-east-1
+            if ("eu-west-1" if where == "EU" else where) == region:
+                found.append((bucket, list(tagging.get("TagSet") or [])))
+        return found
+
+    def bucket_document(
+        self, s3: Any, bucket: str, region: str, tags: list[dict[str, Any]]
+    ) -> dict[str, Any] | None:
+        """The bucket's tags, location, policy, public access block, versioning and default
+        encryption (nothing in it is read or touched); None if it is gone."""
+        versioning = self._s3(s3.get_bucket_versioning, bucket, {"NoSuchBucket"})
+        if versioning is None:
+            return None
+        policy = self._s3(s3.get_bucket_policy, bucket, {"NoSuchBucketPolicy"})
+        pab = self._s3(s3.get_public_access_block, bucket, {"NoSuchPublicAccessBlockConfiguration"})
+        encryption = self._s3(
+            s3.get_bucket_encryption, bucket, {"ServerSideEncryptionConfigurationNotFoundError"}
+        )
+        body = {
+            "Name": bucket,
+            "Region": region,
+            "Tags": tags,
+            "Policy": json.loads(policy["Policy"]) if policy else None,
+            "PublicAccessBlock": pab["PublicAccessBlockConfiguration"] if pab else None,
+            "Versioning": {k: v for k, v in versioning.items() if k != "ResponseMetadata"},
+            "Encryption": (encryption or {}).get("ServerSideEncryptionConfiguration"),
+        }
+        return document("S3Bucket", bucket, region, body)
 
     def _s3(self, fn: Any, bucket: str, absent: set[str]) -> dict[str, Any] | None:
-        try:
-            found: dict[str, Any] = self.call(f"s3.{fn.__name__} {bucket}", fn, Bucket=bucket)
-        except AwsTargetError as exc:
-            if exc.code in absent:
-                return None
-            raise
+        found: dict[str, Any] | None = self.tolerant(absent, f"s3.{fn.__name__} {bucket}", fn, Bucket=bucket)
         return found
 
     def region_of(self, ref: ObjectRef) -> str:

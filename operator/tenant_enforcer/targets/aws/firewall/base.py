@@ -1,16 +1,15 @@
-"""What the four firewall targets share: their level, tolerant calls that treat "already so"
-as success, the transient error for a step that must wait for another, and chunking of
-long value lists for APIs that cap them.
+"""What the four firewall targets share: their level, the transient error for a step that
+must wait for another, and chunking of long value lists for APIs that cap them (tolerant
+calls that treat "already so" as success come from `AwsTarget`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Iterator
-from typing import Any
+from collections.abc import Iterator
 
 from tenant_enforcer.model.levels import Level
 from tenant_enforcer.targets.aws.base import AwsTarget
-from tenant_enforcer.targets.errors import AwsTargetError, ErrorClass, TargetError
+from tenant_enforcer.targets.errors import ErrorClass, TargetError
 
 
 class NotYetSafe(TargetError):
@@ -28,12 +27,3 @@ def chunks(items: list[str], size: int) -> Iterator[list[str]]:
 
 class FirewallTarget(AwsTarget):
     acts_from = Level.FIREWALL
-
-    def tolerant(self, done: Collection[str], what: str, fn: Callable[..., Any], **kwargs: Any) -> Any:
-        """One call whose error codes in `done` mean "already so" (returns None then)."""
-        try:
-            return self.call(what, fn, **kwargs)
-        except AwsTargetError as exc:
-            if exc.code in done:
-                return None
-            raise
