@@ -367,6 +367,13 @@ INVALID = [
         DURATION_MESSAGE,
     ),
     Invalid(
+        "ladder-bucket-retention-days",
+        "EnforcementLadder",
+        _set("spec.levelSettings.deprovision.bucketRetention", "90d"),
+        "spec.levelSettings.deprovision.bucketRetention",
+        DURATION_MESSAGE,
+    ),
+    Invalid(
         "ladder-escalation-after-words",
         "EnforcementLadder",
         _set("spec.escalations.0.after", "3 days"),
@@ -574,6 +581,8 @@ def test_ladder_defaults_are_filled_in(custom: Any) -> None:
             "snapshotSecretData": False,
             "pvcRetention": "720h",
             "deletePVCsAfterRetention": True,
+            "bucketRetention": "720h",
+            "deleteBucketsAfterRetention": False,
         },
     }
     model = Ladder.from_resource(created)
@@ -689,7 +698,8 @@ def test_duration_rules_use_the_models_pattern() -> None:
         for r in node.get("x-kubernetes-validations", [])
         if "matches(" in r["rule"]
     ]
-    assert len(rules) == 4  # noticePeriod, rules[].noticePeriod, escalations[].after, pvcRetention
+    # noticePeriod, rules[].noticePeriod, escalations[].after, pvcRetention, bucketRetention
+    assert len(rules) == 5
     for rule in rules:
         found = re.fullmatch(r"self\.matches\(r'(.*)'\)", rule)
         assert found, rule

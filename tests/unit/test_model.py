@@ -167,6 +167,8 @@ LADDER_BODY: dict[str, Any] = {
                 "snapshotSecretData": True,
                 "pvcRetention": "168h",
                 "deletePVCsAfterRetention": False,
+                "bucketRetention": "2160h",
+                "deleteBucketsAfterRetention": True,
             },
         },
     },
@@ -200,7 +202,11 @@ def test_ladder_from_resource() -> None:
             allow_dns=False, allow_ingress_from_namespaces=("monitoring", "ingress-nginx")
         ),
         deprovision=DeprovisionSettings(
-            snapshot_secret_data=True, pvc_retention=timedelta(days=7), delete_pvcs_after_retention=False
+            snapshot_secret_data=True,
+            pvc_retention=timedelta(days=7),
+            delete_pvcs_after_retention=False,
+            bucket_retention=timedelta(days=90),
+            delete_buckets_after_retention=True,
         ),
     )
 
@@ -214,6 +220,8 @@ def test_ladder_defaults() -> None:
     assert ladder.notice_period == DEFAULT_NOTICE_PERIOD == timedelta(hours=24)
     assert ladder.approval_required == frozenset({Level.DEPROVISION})
     assert ladder.deprovision.pvc_retention == timedelta(days=30)
+    assert ladder.deprovision.bucket_retention == timedelta(days=30)
+    assert ladder.deprovision.delete_buckets_after_retention is False  # buckets are kept unless said
     assert ladder.rules[0].categories == frozenset()  # any category
     assert (ladder.rules[0].min_severity, ladder.rules[0].min_confidence) == (Severity.LOW, 0.0)
     assert ladder.rules[0].notice_period is None  # the ladder's
