@@ -13,7 +13,10 @@ moto (5.2.5) behaviours relied on: `run_instances` attaches an EBS root volume (
 once); `terminate_instances` moves an instance to `terminated` at once and it stays described;
 ELBv2 `describe_target_groups(LoadBalancerArn=…)`, `describe_target_health`, `describe_rules`,
 `delete_load_balancer` (gone at once, its listeners with it) and `delete_target_group`; S3
-`put_object(ServerSideEncryption="AES256")` reported back by `head_object`.
+`put_object(ServerSideEncryption="AES256")` reported back by `head_object`.  An Auto Scaling
+group's instances carry its PropagateAtLaunch tags and an EBS root volume; terminating one of
+them through EC2 removes it from the group, and only an InService one is replaced (moto ignores
+suspended processes and Desired there), so a Standby one is simply gone.
 """
 
 from __future__ import annotations
@@ -35,6 +38,7 @@ from tenant_enforcer.model.policy import AwsScope
 from tenant_enforcer.state.evidence import DirectoryEvidenceStore, EvidenceCorrupted, S3EvidenceStore
 from tenant_enforcer.state.prior import PriorStateStore
 from tenant_enforcer.targets.aws.base import AwsTarget
+from tenant_enforcer.targets.aws.compute import HELD_SUSPENDED, AutoScalingGroupTarget
 from tenant_enforcer.targets.aws.deprovision import (
     SNAPSHOT_INSTANCE_TAG,
     DeletedLoadBalancerTarget,
@@ -137,6 +141,61 @@ def estate(aws: MotoServer, tenant: str, other: str) -> Estate:
         ),
     )
     return Estate(instances, volumes, lb, tg, buckets, other_instance, other_lb, other_bucket)
+
+
+def auto_scaling_group(aws: MotoServer, tenant: str) -> str:
+    """A group of 2 instances (AZRebalance already suspended), tagged tenant=<tenant> and
+    propagated to its instances."""
+    ec2, asg = aws.client("ec2", REGION), aws.client("autoscaling", REGION)
+    name = f"{tenant}-web"
+    asg.create_launch_configuration(
+        LaunchConfigurationName=name,
+        ImageId=ec2.describe_images()["Images"][0]["ImageId"],
+        InstanceType="t3.micro",
+    )
+    asg.create_auto_scaling_group(
+        AutoScalingGroupName=name,
+        LaunchConfigurationName=name,
+        MinSize=1,
+        MaxSize=4,
+        DesiredCapacity=2,
+        AvailabilityZones=[f"{REGION}a"],
+        Tags=[{"Key": TAG_KEY, "Value": tenant, "PropagateAtLaunch": True}],
+    )
+    asg.suspend_processes(AutoScalingGroupName=name, ScalingProcesses=["AZRebalance"])
+    return name
+
+
+def group_state(aws: MotoServer, name: str) -> dict[str, Any]:
+    group = aws.client("autoscaling", REGION).describe_auto_scaling_groups(AutoScalingGroupNames=[name])[
+        "AutoScalingGroups"
+    ][0]
+    ec2 = aws.client("ec2", REGION)
+    members = [i["InstanceId"] for i in group["Instances"]]
+    states = {
+        i["InstanceId"]: i["State"]["Name"]
+        for r in (ec2.describe_instances(InstanceIds=members)["Reservations"] if members else [])
+        for i in r["Instances"]
+    }
+    return {
+        "sizes": (group["MinSize"], group["DesiredCapacity"], group["MaxSize"]),
+        "SuspendedProcesses": sorted(p["ProcessName"] for p in group["SuspendedProcesses"]),
+        "Members": {
+            i["InstanceId"]: (i["LifecycleState"], states[i["InstanceId"]]) for i in group["Instances"]
+        },
+        "Tags": sorted(t["Key"] for t in group["Tags"]),
+    }
+
+
+def all_instances(aws: MotoServer) -> dict[str, str]:
+    """Every instance moto knows, terminated ones too: id → state."""
+    pages = aws.client("ec2", REGION).get_paginator("describe_instances").paginate()
+    return {
+        i["InstanceId"]: i["State"]["Name"]
+        for page in pages
+        for r in page["Reservations"]
+        for i in r["Instances"]
+    }
 
 
 def instance_state(aws: MotoServer, instance: str) -> str:
@@ -463,3 +522,62 @@ def test_a_verdict_straight_to_deprovision_through_the_operator(
         assert any(instance in m and "not re-created" in m for m in messages), messages
         assert instance_state(aws, instance) == "terminated"
     assert world.load_balancer not in load_balancers(aws)
+
+
+def test_a_held_groups_instances_get_evidence_and_are_terminated_and_the_lift_terminates_nothing_more(
+    driver: Driver, aws: MotoServer, unique: str
+) -> None:
+    """ScaleDown keeps the group's instances (Standby, stopped): Deprovision finds them by the
+    tenant tag they carry, snapshots their volumes and terminates them; lifting afterwards
+    gives the group back its processes and sizes without launching or terminating anything."""
+    tenant = driver.scope.tenant
+    world = estate(aws, tenant, f"awsdo-{unique}")
+    group = auto_scaling_group(aws, tenant)
+    members = sorted(group_state(aws, group)["Members"])
+    assert len(members) == 2
+
+    assert not driver.reconcile(Level.SCALE_DOWN).failed
+    held = group_state(aws, group)
+    assert held["Members"] == dict.fromkeys(members, ("Standby", "stopped"))
+    assert held["sizes"] == (0, 0, 0) and set(held["SuspendedProcesses"]) == HELD_SUSPENDED
+    volumes = {
+        i["InstanceId"]: sorted(m["Ebs"]["VolumeId"] for m in i["BlockDeviceMappings"])
+        for r in aws.client("ec2", REGION).describe_instances(InstanceIds=members)["Reservations"]
+        for i in r["Instances"]
+    }
+    assert all(volumes[i] for i in members)
+
+    result = driver.reconcile(Level.DEPROVISION)
+    assert not result.failed, result
+    for instance in members:
+        assert instance_state(aws, instance) in ("shutting-down", "terminated")
+        snaps = ebs_snapshots(aws, instance)
+        assert sorted(s["VolumeId"] for s in snaps) == volumes[instance], "one EBS snapshot per volume"
+        kinds = {
+            (d["kind"], d["metadata"]["name"])
+            for d in driver.evidence.get(tenant, f"aws-{REGION}-{instance}")
+        }
+        assert ("Ec2Instance", instance) in kinds
+    deprovisioned = group_state(aws, group)
+    assert deprovisioned["Members"] == {}, "terminated Standby instances are not replaced"
+    assert deprovisioned["sizes"] == (0, 0, 0)
+    again = driver.reconcile(Level.DEPROVISION)
+    assert not again.failed and not again.done, again
+
+    everything = all_instances(aws)
+    lifted = driver.reconcile(Level.NONE)
+    assert not lifted.failed, lifted
+    assert any(group in m and "not returned" in m for m in lifted.conflicts), lifted.conflicts
+    after = group_state(aws, group)
+    # Nothing launched, nothing more terminated: the same instances in the same states.
+    assert all_instances(aws) == everything
+    assert after["Members"] == {}
+    assert instance_state(aws, world.other_instance) == "running"
+    # Processes as before, the marker gone, sizes consistent: Max back, Desired lowered by
+    # the 2 instances lost (not replaced), Min with it.
+    assert after["SuspendedProcesses"] == ["AZRebalance"]
+    assert after["Tags"] == [TAG_KEY]
+    assert after["sizes"] == (0, 0, 4)
+    saved = driver.store.load(tenant)
+    assert not [r for r in saved if r.kind == AutoScalingGroupTarget.kind], "the group's record is dropped"
+    assert driver.reconcile(Level.NONE).done == []  # nothing left to give back
