@@ -1,5 +1,5 @@
-"""Firewall on AWS against moto in server mode: quarantine security group, ALB listeners
-answering 503, S3 public access block and Deny statement.
+"""Firewall on AWS against moto in server mode: quarantine security group, ALB listeners and
+their rules answering 503, S3 public access block and Deny statement.
 
 End to end, the operator (in-process, real kube-apiserver, `aws_endpoint_url` = moto) holds a
 tenant's AWS resources at Firewall and gives them back exactly.  The conflict case drives the
@@ -9,13 +9,19 @@ so that nothing re-asserts between the tenant's change and the lift.
 moto (5.2.5) behaviours relied on: `modify_network_interface_attribute(Groups=…)` and
 `describe_network_interfaces` (the `network-interface-id` and `group-id` filters), security
 group create/Duplicate/revoke/delete, ELBv2 `modify_listener` default actions (fixed-response
-and back, described as given), S3 policy / public access block / tagging round trips and their
+and back, described as given), `create_rule` / `delete_rule`, `describe_rules` by listener
+(paged with Marker/NextMarker, the default rule last with `IsDefault`) and by rule ARN
+(`RuleNotFound` for a missing one), `modify_rule` with `Actions` only (conditions and
+priority kept; actions described as given, `TargetGroupArn` and `ForwardConfig` forms alike),
+S3 policy / public access block / tagging round trips and their
 NoSuch* codes.  Not emulated: for an instance launched with `SecurityGroupIds`, moto describes
 its interface with the union of the launch groups and the groups set since, so an interface
 moved into quarantine still shows its old groups; the instance launched with explicit groups
 here sets them on its network interface (`NetworkInterfaces[].Groups`), which moto emulates.
 `describe_instances` with the `network-interface.group-id` filter is not implemented (HTTP 500)
-and not used.
+and not used.  moto does not validate a rule's actions against its listener's protocol, nor
+emulate the traffic itself: that a 503'd rule stops routing is AWS's documented behaviour, only
+the configuration is checked here.
 """
 
 from __future__ import annotations
@@ -44,6 +50,7 @@ from tenant_enforcer.targets.aws.firewall import (
     QuarantineTarget,
     quarantine_name,
 )
+from tenant_enforcer.targets.aws.firewall.listeners import LoadBalancerRuleTarget, rule_ref_name
 from tenant_enforcer.targets.aws.session import AwsSessions, AwsSettings
 from tenant_enforcer.targets.base import Clients, Target, TenantScope
 from tenant_enforcer.targets.errors import AwsTargetError, ErrorClass
@@ -57,7 +64,13 @@ S3_ACTIONS = {
     "s3:PutPublicAccessBlock": "s3:PutBucketPublicAccessBlock",
     "s3:DeletePublicAccessBlock": "s3:PutBucketPublicAccessBlock",
 }
-FIREWALL_TARGETS = (QuarantineGroupTarget, QuarantineTarget, LoadBalancerListenerTarget, BucketTarget)
+FIREWALL_TARGETS = (
+    QuarantineGroupTarget,
+    QuarantineTarget,
+    LoadBalancerListenerTarget,
+    LoadBalancerRuleTarget,
+    BucketTarget,
+)
 
 
 # --- the tenant's AWS estate and what we compare -------------------------------------------
@@ -108,12 +121,15 @@ def bucket_policy(bucket: str) -> str:
 
 
 def load_balancer(aws: MotoServer, tenant: str, name: str, vpc: str, subnets: list[str]) -> list[str]:
-    """An ALB tagged for `tenant` with a forward and a redirect listener."""
+    """An ALB tagged for `tenant` with a forward listener (three rules, see `listener_rules`)
+    and a redirect listener (no rule of its own)."""
     elb = aws.client("elbv2", REGION)
     lb = elb.create_load_balancer(Name=name, Subnets=subnets[:2], Tags=[{"Key": TAG_KEY, "Value": tenant}])
     lb_arn = lb["LoadBalancers"][0]["LoadBalancerArn"]
     tg = elb.create_target_group(Name=f"{name}-tg", Protocol="HTTP", Port=80, VpcId=vpc)
     tg_arn = tg["TargetGroups"][0]["TargetGroupArn"]
+    api = elb.create_target_group(Name=f"{name}-api", Protocol="HTTP", Port=8000, VpcId=vpc)
+    api_arn = api["TargetGroups"][0]["TargetGroupArn"]
     forward = elb.create_listener(
         LoadBalancerArn=lb_arn,
         Protocol="HTTP",
@@ -131,7 +147,44 @@ def load_balancer(aws: MotoServer, tenant: str, name: str, vpc: str, subnets: li
             }
         ],
     )
-    return [forward["Listeners"][0]["ListenerArn"], redirect["Listeners"][0]["ListenerArn"]]
+    forward_arn = forward["Listeners"][0]["ListenerArn"]
+    listener_rules(elb, forward_arn, tg_arn, api_arn)
+    return [forward_arn, redirect["Listeners"][0]["ListenerArn"]]
+
+
+def listener_rules(elb: Any, listener: str, tg_arn: str, api_arn: str) -> None:
+    """A path rule (forward by `TargetGroupArn`), a host + path rule (weighted `ForwardConfig`)
+    and a header rule (fixed 200), at priorities 10, 20, 30."""
+    weighted = {
+        "TargetGroups": [{"TargetGroupArn": api_arn, "Weight": 3}, {"TargetGroupArn": tg_arn, "Weight": 1}],
+        "TargetGroupStickinessConfig": {"Enabled": False},
+    }
+    for priority, conditions, actions in [
+        (
+            10,
+            [{"Field": "path-pattern", "PathPatternConfig": {"Values": ["/api/*"]}}],
+            [{"Type": "forward", "TargetGroupArn": api_arn}],
+        ),
+        (
+            20,
+            [
+                {"Field": "host-header", "HostHeaderConfig": {"Values": ["admin.example.com"]}},
+                {"Field": "path-pattern", "PathPatternConfig": {"Values": ["/console/*"]}},
+            ],
+            [{"Type": "forward", "ForwardConfig": weighted}],
+        ),
+        (
+            30,
+            [{"Field": "http-header", "HttpHeaderConfig": {"HttpHeaderName": "X-Probe", "Values": ["1"]}}],
+            [
+                {
+                    "Type": "fixed-response",
+                    "FixedResponseConfig": {"StatusCode": "200", "ContentType": "text/plain"},
+                }
+            ],
+        ),
+    ]:
+        elb.create_rule(ListenerArn=listener, Priority=priority, Conditions=conditions, Actions=actions)
 
 
 def estate(aws: MotoServer, tenant: str, other: str) -> Estate:
@@ -199,6 +252,12 @@ def default_actions(aws: MotoServer, listener: str) -> list[dict[str, Any]]:
     return list(described["Listeners"][0]["DefaultActions"])
 
 
+def rules(aws: MotoServer, listener: str) -> dict[str, dict[str, Any]]:
+    """The listener's non-default rules by ARN, every field as described."""
+    pages = aws.client("elbv2", REGION).get_paginator("describe_rules").paginate(ListenerArn=listener)
+    return {r["RuleArn"]: r for page in pages for r in page["Rules"] if not r["IsDefault"]}
+
+
 def bucket_state(aws: MotoServer, bucket: str) -> dict[str, Any]:
     s3 = aws.client("s3", REGION)
     try:
@@ -219,6 +278,7 @@ def snapshot(aws: MotoServer, world: Estate) -> dict[str, Any]:
     return {
         "enis": {e: eni_groups(aws, e) for e in world.enis + world.other_enis},
         "listeners": {arn: default_actions(aws, arn) for arn in world.listeners + world.other_listeners},
+        "rules": {arn: rules(aws, arn) for arn in world.listeners + world.other_listeners},
         "buckets": {b: bucket_state(aws, b) for b in world.buckets + world.other_buckets},
     }
 
@@ -239,6 +299,15 @@ def assert_firewalled(aws: MotoServer, world: Estate, before: dict[str, Any]) ->
         assert eni_groups(aws, eni) == [group["GroupId"]], eni
     for arn in world.listeners:
         assert default_actions(aws, arn) == [FIXED_503]
+        held = rules(aws, arn)
+        assert held.keys() == before["rules"][arn].keys()
+        for rule_arn, rule in held.items():
+            assert rule["Actions"] == [FIXED_503], rule_arn
+            was = before["rules"][arn][rule_arn]
+            assert {k: v for k, v in rule.items() if k != "Actions"} == {
+                k: v for k, v in was.items() if k != "Actions"
+            }, f"{rule_arn}: only the actions change"
+    assert sum(len(before["rules"][arn]) for arn in world.listeners) == 3
     for bucket in world.buckets:
         state = bucket_state(aws, bucket)
         assert state["publicAccessBlock"] == PAB_ALL_ON
@@ -254,7 +323,7 @@ def assert_firewalled(aws: MotoServer, world: Estate, before: dict[str, Any]) ->
                 k: v for k, v in was.items() if k != "Statement"
             }
     now = snapshot(aws, world)
-    for key in ("enis", "listeners", "buckets"):
+    for key in ("enis", "listeners", "rules", "buckets"):
         for other in world.other_enis + world.other_listeners + world.other_buckets:
             if other in now[key]:
                 assert now[key][other] == before[key][other], f"other tenant's {other} changed"
@@ -305,11 +374,15 @@ def test_firewall_quarantines_instances_closes_listeners_and_buckets_and_the_lif
     assert saved_actions == sorted(
         json.dumps(before["listeners"][arn], sort_keys=True) for arn in world.listeners
     )
+    for arn in world.listeners:  # each rule's own record: its actions before the 503
+        for rule_arn, rule in before["rules"][arn].items():
+            record = json.loads(prior[f"ElbListenerRule.{REGION}.{rule_ref_name(rule_arn)}"])
+            assert record["state"] == {"actions": rule["Actions"]}
 
     kube.verdict(f"clear-{unique}", tenant, category="malware", outcome="cleared", supersedes=[f"v-{unique}"])
     wait_for("level None", lambda: level(kube, tenant) == "None", timeout=60)
     after = snapshot(aws, world)
-    for key in ("enis", "listeners", "buckets"):
+    for key in ("enis", "listeners", "rules", "buckets"):
         for name, was in before[key].items():
             assert after[key][name] == was, f"{key} {name} not restored exactly"
     assert quarantine_group(aws, tenant) is None, "the quarantine group is deleted once unused"
@@ -385,6 +458,7 @@ def test_an_interface_changed_while_quarantined_is_reported_and_left_as_it_is(
     assert eni_groups(aws, untouched) == before["enis"][untouched]
     after = snapshot(aws, world)
     assert after["listeners"] == before["listeners"] and after["buckets"] == before["buckets"]
+    assert after["rules"] == before["rules"]
     assert quarantine_group(aws, driver.scope.tenant) is None
     assert driver.store.load(driver.scope.tenant) == {}
 
@@ -433,16 +507,80 @@ def test_a_firewall_cut_short_is_finished_by_the_next_reconcile(
     elb.modify_listener(
         ListenerArn=world.listeners[0], DefaultActions=before["listeners"][world.listeners[0]]
     )
+    rule_arn, rule = next(iter(before["rules"][world.listeners[0]].items()))
+    elb.modify_rule(RuleArn=rule_arn, Actions=rule["Actions"])
     s3.delete_public_access_block(Bucket=world.buckets[1])
     result = driver.reconcile(Level.FIREWALL)
     assert not result.failed, result
-    assert {a.ref.kind for a in result.done} == {"Ec2NetworkInterface", "ElbListener", "S3Bucket"}
+    assert {a.ref.kind for a in result.done} == {
+        "Ec2NetworkInterface",
+        "ElbListener",
+        "ElbListenerRule",
+        "S3Bucket",
+    }
     assert_firewalled(aws, world, before)
 
     assert not driver.reconcile(Level.NONE).failed
     after = snapshot(aws, world)
     assert after == before
     assert quarantine_group(aws, driver.scope.tenant) is None
+
+
+def test_listener_rules_changed_added_or_deleted_while_held(
+    driver: Driver, aws: MotoServer, unique: str
+) -> None:
+    """While held, the tenant's automation puts one rule back, adds a rule, then (after the
+    next reconcile) re-points a rule and deletes another: the put-back rule is re-asserted, the
+    added one is 503'd with its actions saved in a record of its own; on the lift the
+    re-pointed rule is the one conflict (left as the tenant set it), the deleted one is
+    skipped, and every other rule, the added one included, gets exactly its actions back."""
+    world = estate(aws, driver.scope.tenant, f"awsfo-{unique}")
+    before = snapshot(aws, world)
+    assert not driver.reconcile(Level.FIREWALL).failed
+    assert_firewalled(aws, world, before)
+    elb = aws.client("elbv2", REGION)
+    listener = world.listeners[0]
+    (api, api_rule), (admin, admin_rule), (probe, _) = before["rules"][listener].items()
+
+    elb.modify_rule(RuleArn=admin, Actions=admin_rule["Actions"])  # put back while held
+    added_actions = [{"Type": "forward", "TargetGroupArn": api_rule["Actions"][0]["TargetGroupArn"]}]
+    added_conditions = [{"Field": "path-pattern", "PathPatternConfig": {"Values": ["/new/*"]}}]
+    added = elb.create_rule(
+        ListenerArn=listener, Priority=40, Conditions=added_conditions, Actions=added_actions
+    )["Rules"][0]["RuleArn"]
+
+    result = driver.reconcile(Level.FIREWALL)
+    assert not result.failed, result
+    done = {a.ref.name: a for a in result.done}
+    assert done.keys() == {rule_ref_name(admin), rule_ref_name(added)}, result.done
+    assert done[rule_ref_name(admin)].reassert and not done[rule_ref_name(added)].reassert
+    held = rules(aws, listener)
+    assert all(r["Actions"] == [FIXED_503] for r in held.values()), held
+    assert held[added]["Priority"] == "40" and held[added]["Conditions"] == added_conditions
+    saved = {ref.name: rec.state for ref, rec in driver.store.load(driver.scope.tenant).items()}
+    assert saved[rule_ref_name(added)] == {"actions": added_actions}, "recorded before the 503"
+    assert saved[rule_ref_name(admin)] == {"actions": admin_rule["Actions"]}, "never overwritten"
+    assert driver.reconcile(Level.FIREWALL).done == []
+
+    repointed = [
+        {"Type": "redirect", "RedirectConfig": {"Host": "elsewhere.example.com", "StatusCode": "HTTP_302"}}
+    ]
+    elb.modify_rule(RuleArn=api, Actions=repointed)
+    elb.delete_rule(RuleArn=probe)
+
+    result = driver.reconcile(Level.NONE)
+    assert not result.failed, result
+    assert len(result.conflicts) == 1 and rule_ref_name(api) in result.conflicts[0], result.conflicts
+    after = rules(aws, listener)
+    assert after.keys() == {api, admin, added}
+    assert after[api] == {**api_rule, "Actions": repointed}, "left as the tenant set it"
+    assert after[admin] == admin_rule
+    assert after[added]["Actions"] == added_actions
+    assert after[added]["Conditions"] == added_conditions and after[added]["Priority"] == "40"
+    assert default_actions(aws, listener) == before["listeners"][listener]
+    other = world.other_listeners[0]
+    assert rules(aws, other) == before["rules"][other], "the other tenant's rules are never touched"
+    assert driver.store.load(driver.scope.tenant) == {}
 
 
 def test_the_calls_made_are_the_iam_actions_declared(driver: Driver, aws: MotoServer, unique: str) -> None:
