@@ -1,17 +1,18 @@
 """Firewall on AWS: the tenant's instances quarantined, its ALB listeners answering 503, its
 buckets closed to the public and to everyone's data access.
 
-Four targets, registered in this order (raising goes in this order, lifting in reverse):
+Five targets, registered in this order (raising goes in this order, lifting in reverse):
 `QuarantineGroupTarget` and `QuarantineTarget` (`quarantine`: the security group, then the
-network interfaces moved into it), `LoadBalancerListenerTarget` (`listeners`: ELBv2) and
-`BucketTarget` (`buckets`: S3).  `base` holds what they share.
+network interfaces moved into it), `LoadBalancerListenerTarget` and `LoadBalancerRuleTarget`
+(`listeners`: ELBv2 default actions, then every other rule) and `BucketTarget` (`buckets`:
+S3).  `base` holds what they share.
 
 What marks a resource as ours: the saved prior state (the operator's own store) and what we
 set (the quarantine group, the fixed response, our Sid), never a tenant-writable tag alone.
 Every write is idempotent; a level cut short by a crash is found half-applied by the next
 discovery (saved but not yet set: `drifted`) and finished by re-asserting.
 
-Importing this package registers the four targets.  The planner breaks ties by registration
+Importing this package registers the five targets.  The planner breaks ties by registration
 order, so the submodules are imported in that order below (the `isort: split` markers keep a
 formatter from sorting them alphabetically); the rest re-exports the names of the former
 single `firewall` module.
@@ -38,9 +39,12 @@ from tenant_enforcer.targets.aws.firewall.listeners import (
     FIXED_503,
     TAGS_CHUNK,
     LoadBalancerListenerTarget,
+    LoadBalancerRuleTarget,
     comparable_actions,
     is_fixed_503,
+    listener_of,
     listener_ref_name,
+    rule_ref_name,
 )
 
 # isort: split
@@ -71,6 +75,7 @@ __all__ = [
     "Ec2Firewall",
     "FirewallTarget",
     "LoadBalancerListenerTarget",
+    "LoadBalancerRuleTarget",
     "NotYetSafe",
     "QuarantineGroupTarget",
     "QuarantineTarget",
@@ -80,10 +85,12 @@ __all__ = [
     "group_ids",
     "has_rules",
     "is_fixed_503",
+    "listener_of",
     "listener_ref_name",
     "our_statement",
     "parse_policy",
     "quarantine_name",
+    "rule_ref_name",
     "statements",
     "with_our_statement",
     "without_our_statement",
