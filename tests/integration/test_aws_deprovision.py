@@ -506,18 +506,13 @@ def test_a_verdict_straight_to_deprovision_through_the_operator(
     assert operator.evidence_dir is not None
     store = DirectoryEvidenceStore(operator.evidence_dir)
     ids = [f"aws-{REGION}-{i}" for i in world.instances] + [f"aws-{REGION}-elb-{world.load_balancer}"]
+    ids += [f"aws-{REGION}-s3-{bucket}" for bucket in world.buckets]  # each bucket's own evidence
     wanted = sorted(str(store.location(tenant, sid)) for sid in ids)
+    assert "None" not in wanted, "every instance, load balancer and bucket has its evidence stored"
     wait_for(
         "status.snapshots",
-        lambda: (
-            # Instances and load balancers (bucket snapshots, `aws-<region>-s3-…`, are not asked here).
-            sorted(
-                s
-                for s in kube.status("tenantpolicies", tenant).get("snapshots") or []
-                if "aws-" in s and f"aws-{REGION}-s3-" not in s
-            )
-            == wanted
-        ),
+        lambda: sorted(s for s in kube.status("tenantpolicies", tenant).get("snapshots") or [] if "aws-" in s)
+        == wanted,
     )
 
     kube.verdict(f"clear-{unique}", tenant, category="csam", outcome="cleared", supersedes=[f"v-{unique}"])
