@@ -45,6 +45,7 @@ from typing import Any
 
 import boto3
 from botocore.config import Config
+from common import GROUP, RESULTS, VERSION, api_writes, create_custom, wait_until
 from kubernetes import client, config
 from moto.server import ThreadedMotoServer
 
@@ -56,16 +57,9 @@ from tenant_enforcer.targets.aws.base import ENFORCED_TAG
 from tenant_enforcer.targets.aws.firewall import FIREWALL_SID, FIXED_503, quarantine_name
 from tenant_enforcer.targets.aws.session import AwsSessions, AwsSettings
 
-GROUP, VERSION = "tenant-enforcer.io", "v1alpha1"
 USER = "tenant-enforcer-bench"
-RESULTS = Path(__file__).parent / "results"
 REGION = "us-east-1"
 TAG_KEY = "tenant"
-KINDS = {
-    "enforcementladders": "EnforcementLadder",
-    "tenantpolicies": "TenantPolicy",
-    "moderationverdicts": "ModerationVerdict",
-}
 
 
 # --- counting the operator's AWS calls ------------------------------------------------------
@@ -99,32 +93,6 @@ class CountingAwsSessions(AwsSessions):
 
 
 # --- helpers --------------------------------------------------------------------------------
-
-
-def _wait(check: Callable[[], bool], timeout: float = 600) -> float:
-    start = time.monotonic()
-    while not check():
-        if time.monotonic() - start > timeout:
-            raise TimeoutError("did not converge")
-        time.sleep(0.1)
-    return time.monotonic() - start
-
-
-def _writes(cluster: LocalCluster, since: int, user: str) -> tuple[int, Counter[str]]:
-    lines = cluster.audit_log.read_text().splitlines()
-    counts: Counter[str] = Counter()
-    for line in lines[since:]:
-        event = json.loads(line)
-        if event.get("stage") == "ResponseComplete" and event["user"]["username"] == user:
-            ref = event.get("objectRef", {})
-            sub = f"/{ref['subresource']}" if ref.get("subresource") else ""
-            counts[f"{event['verb']} {ref.get('resource')}{sub}"] += 1
-    return len(lines), counts
-
-
-def _custom(api: Any, plural: str, body: dict[str, Any]) -> None:
-    body = {"apiVersion": f"{GROUP}/{VERSION}", "kind": KINDS[plural], **body}
-    client.CustomObjectsApi(api).create_cluster_custom_object(GROUP, VERSION, plural, body)
 
 
 def _tags(tags: list[dict[str, Any]] | None) -> dict[str, str]:
@@ -315,7 +283,7 @@ def summary(world: dict[str, Any], tenant: str) -> dict[str, int]:
 def bench(cluster: LocalCluster, aws: Aws, before: dict[str, Any], tenant: str) -> dict[str, Any]:
     api = config.new_client_from_config(config_file=str(cluster.kubeconfig))
     client.CoreV1Api(api).create_namespace({"metadata": {"name": f"{tenant}-app"}})  # stays empty
-    _custom(
+    create_custom(
         api,
         "enforcementladders",
         {
@@ -334,7 +302,7 @@ def bench(cluster: LocalCluster, aws: Aws, before: dict[str, Any], tenant: str) 
             },
         },
     )
-    _custom(
+    create_custom(
         api,
         "tenantpolicies",
         {
@@ -357,7 +325,7 @@ def bench(cluster: LocalCluster, aws: Aws, before: dict[str, Any], tenant: str) 
     def at(want: str) -> Callable[[], bool]:
         return lambda: level() == want
 
-    _wait(at("None"), 120)
+    wait_until(at("None"), 120)
     last_issued = datetime.now(timezone.utc) - timedelta(seconds=2)
 
     def verdict(name: str, category: str, **spec: Any) -> None:
@@ -365,7 +333,7 @@ def bench(cluster: LocalCluster, aws: Aws, before: dict[str, Any], tenant: str) 
         last_issued = max(
             datetime.now(timezone.utc) - timedelta(seconds=1), last_issued + timedelta(seconds=1)
         )
-        _custom(
+        create_custom(
             api,
             "moderationverdicts",
             {
@@ -382,7 +350,7 @@ def bench(cluster: LocalCluster, aws: Aws, before: dict[str, Any], tenant: str) 
         )
 
     phases: dict[str, Any] = {}
-    mark, _ = _writes(cluster, 0, USER)
+    mark, _ = api_writes(cluster, 0, USER)
     steps: list[tuple[str, str, str, dict[str, Any]]] = [
         ("scale_down", "ScaleDown", "fraud", {}),
         ("firewall", "Firewall", "incitement", {}),
@@ -397,9 +365,9 @@ def bench(cluster: LocalCluster, aws: Aws, before: dict[str, Any], tenant: str) 
     for phase, want, category, spec in steps:
         calls_before = CALLS.snapshot()
         verdict(f"{tenant}-{phase.replace('_', '-')}", category, **spec)
-        seconds = _wait(at(want))
+        seconds = wait_until(at(want))
         calls = CALLS.snapshot() - calls_before
-        mark, writes = _writes(cluster, mark, USER)
+        mark, writes = api_writes(cluster, mark, USER)
         worlds[phase] = describe(aws)
         phases[phase] = {
             "seconds": round(seconds, 2),

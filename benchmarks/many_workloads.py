@@ -14,55 +14,18 @@ import argparse
 import json
 import resource
 import threading
-import time
-from collections import Counter
-from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
+from common import GROUP, RESULTS, VERSION, api_writes, create_custom, wait_until
 from kubernetes import client, config
 
 from tenant_enforcer.controller.runner import OperatorConfig, run
 from tenant_enforcer.devcluster.cluster import LocalCluster, running_cluster
 from tenant_enforcer.model.duration import format_time
 
-GROUP, VERSION = "tenant-enforcer.io", "v1alpha1"
 USER = "tenant-enforcer-bench"
-RESULTS = Path(__file__).parent / "results"
-
-
-def _wait(check: Callable[[], bool], timeout: float = 600) -> float:
-    start = time.monotonic()
-    while not check():
-        if time.monotonic() - start > timeout:
-            raise TimeoutError("did not converge")
-        time.sleep(0.1)
-    return time.monotonic() - start
-
-
-def _writes(cluster: LocalCluster, since: int, user: str) -> tuple[int, Counter[str]]:
-    lines = cluster.audit_log.read_text().splitlines()
-    counts: Counter[str] = Counter()
-    for line in lines[since:]:
-        event = json.loads(line)
-        if event.get("stage") == "ResponseComplete" and event["user"]["username"] == user:
-            ref = event.get("objectRef", {})
-            sub = f"/{ref['subresource']}" if ref.get("subresource") else ""
-            counts[f"{event['verb']} {ref.get('resource')}{sub}"] += 1
-    return len(lines), counts
-
-
-KINDS = {
-    "enforcementladders": "EnforcementLadder",
-    "tenantpolicies": "TenantPolicy",
-    "moderationverdicts": "ModerationVerdict",
-}
-
-
-def _custom(api: Any, plural: str, body: dict[str, Any]) -> None:
-    body = {"apiVersion": f"{GROUP}/{VERSION}", "kind": KINDS[plural], **body}
-    client.CustomObjectsApi(api).create_cluster_custom_object(GROUP, VERSION, plural, body)
 
 
 def bench(
@@ -89,7 +52,7 @@ def bench(
                 },
             },
         )
-    _custom(
+    create_custom(
         api,
         "enforcementladders",
         {
@@ -101,7 +64,7 @@ def bench(
             },
         },
     )
-    _custom(
+    create_custom(
         api,
         "tenantpolicies",
         {
@@ -118,10 +81,10 @@ def bench(
         return (obj.get("status") or {}).get("level")
 
     original = replicas()
-    _wait(lambda: level() == "None", 60)
-    mark, _ = _writes(cluster, 0, user)
+    wait_until(lambda: level() == "None", 60)
+    mark, _ = api_writes(cluster, 0, user)
     issued = datetime.now(timezone.utc) - timedelta(seconds=1)
-    _custom(
+    create_custom(
         api,
         "moderationverdicts",
         {
@@ -135,10 +98,10 @@ def bench(
             },
         },
     )
-    enforce_s = _wait(lambda: level() == "ScaleDown")
+    enforce_s = wait_until(lambda: level() == "ScaleDown")
     assert all(r in (0, None) for r in replicas()), "not every workload was scaled down"
-    mark2, enforce_writes = _writes(cluster, mark, user)
-    _custom(
+    mark2, enforce_writes = api_writes(cluster, mark, user)
+    create_custom(
         api,
         "moderationverdicts",
         {
@@ -154,9 +117,9 @@ def bench(
             },
         },
     )
-    lift_s = _wait(lambda: level() == "None")
+    lift_s = wait_until(lambda: level() == "None")
     assert replicas() == original, "the lift did not restore every workload's replicas"
-    _, lift_writes = _writes(cluster, mark2, user)
+    _, lift_writes = api_writes(cluster, mark2, user)
     return {
         "workloads": workloads,
         "namespaces": namespaces,
