@@ -198,10 +198,7 @@ class DeprovisionedBucketTarget(AwsDeprovisionTarget):
     def restore(self, ref: ObjectRef, prior: PriorRecord | None, scope: TenantScope) -> list[str]:
         assert scope.aws is not None
         sid = self.snapshot_id(ref)
-        location = self.stored_location(scope.tenant, sid)
-        where = (
-            f"evidence snapshot {sid} ({location})" if location else f"no evidence snapshot {sid} was stored"
-        )
+        where = self.evidence_note(scope.tenant, sid)
         contents = self.stored_location(scope.tenant, f"{sid}-contents")
         inventory = f"; inventory of its objects: {contents}" if contents else ""
         if not self._exists(self.client(scope.aws, self.region_of(ref)), ref.name):

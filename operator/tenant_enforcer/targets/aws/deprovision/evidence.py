@@ -97,6 +97,13 @@ class AwsDeprovisionTarget(AwsTarget):
         except (OSError, ValueError) as exc:
             raise TargetError(f"read evidence snapshot {snapshot_id}: {exc}", exc) from exc
 
+    def evidence_note(self, tenant: str, snapshot_id: str) -> str:
+        """Where a snapshot is, for the restore messages that name the evidence."""
+        location = self.stored_location(tenant, snapshot_id)
+        if location is None:
+            return f"no evidence snapshot {snapshot_id} was stored"
+        return f"evidence snapshot {snapshot_id} ({location})"
+
     def context_documents(self, scope: TenantScope, region: str) -> list[dict[str, Any]]:
         """The tenant's load balancers and buckets in `region`, as evidence documents."""
         assert scope.aws is not None

@@ -198,11 +198,8 @@ class TerminatedInstanceTarget(AwsDeprovisionTarget):
         assert scope.aws is not None
         ec2 = self.client(scope.aws, self.region_of(ref))
         sid = self.snapshot_id(ref)
-        location = self.stored_location(scope.tenant, sid)
         ebs = sorted(str(s["SnapshotId"]) for s in self.ebs_snapshots(ec2, scope.tenant, ref.name).values())
-        where = (
-            f"evidence snapshot {sid} ({location})" if location else f"no evidence snapshot {sid} was stored"
-        )
+        where = self.evidence_note(scope.tenant, sid)
         volumes = f"EBS snapshots: {', '.join(ebs)}" if ebs else "no EBS snapshots"
         instance = self._read(ec2, ref)
         if instance is not None and (instance.get("State") or {}).get("Name") not in GONE_STATES:

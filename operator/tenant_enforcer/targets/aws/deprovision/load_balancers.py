@@ -146,10 +146,7 @@ class DeletedLoadBalancerTarget(AwsDeprovisionTarget):
     def restore(self, ref: ObjectRef, prior: PriorRecord | None, scope: TenantScope) -> list[str]:
         assert scope.aws is not None
         sid = self.snapshot_id(ref)
-        location = self.stored_location(scope.tenant, sid)
-        where = (
-            f"evidence snapshot {sid} ({location})" if location else f"no evidence snapshot {sid} was stored"
-        )
+        where = self.evidence_note(scope.tenant, sid)
         if self._by_name(self.client(scope.aws, self.region_of(ref)), ref.name) is not None:
             return [f"{ref}: deprovisioning was lifted before the load balancer was deleted; {where}"]
         return [f"{ref}: deleted load balancers are not re-created automatically; {where}"]
