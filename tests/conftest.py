@@ -6,6 +6,9 @@ names (see `unique`), so tests do not depend on each other or on their order.
 
 from __future__ import annotations
 
+import json
+import subprocess
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,8 +22,39 @@ ROOT = Path(__file__).resolve().parent.parent
 CRDS = ROOT / "crds"
 
 
-def install_crds(cluster: LocalCluster) -> None:
+APPROVER_MESSAGE = "spec.approver must be the identity creating the approval"
+
+
+def install_crds(cluster: LocalCluster, timeout: float = 30) -> None:
+    """The CRDs and the approval policy, once the API server enforces that policy: a new
+    ValidatingAdmissionPolicy takes a moment to reach the admission plugin, so a server-side
+    dry run of an approval in someone else's name is repeated until it is refused."""
     cluster.install_crds(CRDS)
+    probe = {
+        "apiVersion": "tenant-enforcer.io/v1alpha1",
+        "kind": "EnforcementApproval",
+        "metadata": {"name": "admission-policy-probe"},
+        "spec": {
+            "tenant": "probe",
+            "level": "Deprovision",
+            "verdicts": ["probe"],
+            "approver": "not-the-admin",
+            "reason": "checks that the approval policy is enforced",
+        },
+    }
+    deadline = time.monotonic() + timeout
+    while True:
+        done = subprocess.run(
+            cluster.kubectl_cmd("create", "--dry-run=server", "-f", "-"),
+            input=json.dumps(probe),
+            capture_output=True,
+            text=True,
+        )
+        if done.returncode and APPROVER_MESSAGE in done.stderr:
+            return
+        if time.monotonic() > deadline:
+            raise AssertionError(f"the approval policy is not enforced after {timeout:.0f} s: {done}")
+        time.sleep(0.2)
 
 
 @pytest.fixture(scope="session")

@@ -22,7 +22,7 @@ import yaml
 
 from tenant_enforcer.model.duration import DURATION_PATTERN, parse_duration
 from tenant_enforcer.model.ladder import Ladder
-from tenant_enforcer.model.policy import TenantPolicy
+from tenant_enforcer.model.policy import Approval, TenantPolicy
 from tenant_enforcer.model.verdict import Verdict
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -36,7 +36,10 @@ PLURALS = {
     "TenantPolicy": "tenantpolicies",
     "ModerationVerdict": "moderationverdicts",
     "EnforcementLadder": "enforcementladders",
+    "EnforcementApproval": "enforcementapprovals",
 }
+# The test's own identity (the admin kubeconfig): the approval policy binds spec.approver to it.
+ADMIN_USER = "admin"
 DURATION_MESSAGE = "must be a duration such as 30s, 15m, 24h or 1h30m"
 
 
@@ -104,7 +107,27 @@ def valid_ladder(name: str) -> dict[str, Any]:
     }
 
 
-VALID = {"TenantPolicy": valid_policy, "ModerationVerdict": valid_verdict, "EnforcementLadder": valid_ladder}
+def valid_approval(name: str) -> dict[str, Any]:
+    return {
+        "apiVersion": API_VERSION,
+        "kind": "EnforcementApproval",
+        "metadata": {"name": name},
+        "spec": {
+            "tenant": "acme",
+            "level": "Deprovision",
+            "verdicts": ["acme-terror-critical"],
+            "approver": ADMIN_USER,
+            "reason": "legal reviewed the evidence",
+        },
+    }
+
+
+VALID = {
+    "TenantPolicy": valid_policy,
+    "ModerationVerdict": valid_verdict,
+    "EnforcementLadder": valid_ladder,
+    "EnforcementApproval": valid_approval,
+}
 
 
 @dataclass(frozen=True)
@@ -463,6 +486,70 @@ INVALID = [
         "spec.levelSettings.scaleDown.replicas",
         "greater than or equal to 0",
     ),
+    # EnforcementApproval (the schema answers before the approval policy is asked)
+    Invalid(
+        "approval-level-notice",
+        "EnforcementApproval",
+        _set("spec.level", "Notice"),
+        "spec.level",
+        'Unsupported value: "Notice"',
+    ),
+    Invalid(
+        "approval-unknown-level",
+        "EnforcementApproval",
+        _set("spec.level", "Suspend"),
+        "spec.level",
+        'Unsupported value: "Suspend"',
+    ),
+    Invalid(
+        "approval-no-verdicts",
+        "EnforcementApproval",
+        _set("spec.verdicts", []),
+        "spec.verdicts",
+        "should have at least 1 items",
+    ),
+    Invalid(
+        "approval-missing-verdicts",
+        "EnforcementApproval",
+        _delete("spec.verdicts"),
+        "spec.verdicts",
+        "Required value",
+    ),
+    Invalid(
+        "approval-bad-verdict-name",
+        "EnforcementApproval",
+        _set("spec.verdicts", ["Not A Name"]),
+        "spec.verdicts[0]",
+        "should match",
+    ),
+    Invalid(
+        "approval-missing-reason",
+        "EnforcementApproval",
+        _delete("spec.reason"),
+        "spec.reason",
+        "Required value",
+    ),
+    Invalid(
+        "approval-reason-too-long",
+        "EnforcementApproval",
+        _set("spec.reason", "x" * 2049),
+        "spec.reason",
+        "may not be more than 2048 bytes",
+    ),
+    Invalid(
+        "approval-missing-approver",
+        "EnforcementApproval",
+        _delete("spec.approver"),
+        "spec.approver",
+        "Required value",
+    ),
+    Invalid(
+        "approval-missing-tenant",
+        "EnforcementApproval",
+        _delete("spec.tenant"),
+        "spec.tenant",
+        "Required value",
+    ),
 ]
 
 
@@ -549,6 +636,33 @@ def test_verdict_spec_is_immutable_but_status_and_labels_are_not(custom: Any) ->
         custom.delete_cluster_custom_object(GROUP, VERSION, plural, name)
 
 
+@pytest.mark.cluster
+def test_approval_spec_is_immutable_but_labels_are_not(custom: Any) -> None:
+    from kubernetes.client.exceptions import ApiException
+
+    plural = PLURALS["EnforcementApproval"]
+    name = unique_name("approval")
+    custom.create_cluster_custom_object(GROUP, VERSION, plural, valid_approval(name))
+    merge = "application/merge-patch+json"
+    try:
+        for change in ({"level": "ScaleDown"}, {"verdicts": ["another-verdict"]}, {"approver": "bob"}):
+            with pytest.raises(ApiException) as raised:
+                custom.patch_cluster_custom_object(
+                    GROUP, VERSION, plural, name, {"spec": change}, _content_type=merge
+                )
+            message = _message(raised.value)
+            assert raised.value.status == 422, message
+            assert "spec:" in message, message
+            assert "spec is immutable: delete this approval and create a new one" in message, message
+        labelled = custom.patch_cluster_custom_object(
+            GROUP, VERSION, plural, name, {"metadata": {"labels": {"ticket": "t-1"}}}, _content_type=merge
+        )
+        assert labelled["metadata"]["labels"] == {"ticket": "t-1"}
+        assert labelled["spec"] == valid_approval(name)["spec"]
+    finally:
+        custom.delete_cluster_custom_object(GROUP, VERSION, plural, name)
+
+
 VALID_DURATIONS = ["0", "0s", "30s", "15m", "24h", "1h30m", "1.5h", "300ms", "2µs", "1h0m0.5s"]
 
 
@@ -601,9 +715,12 @@ EXAMPLES = list(_example_documents())
 
 @pytest.mark.cluster
 @pytest.mark.parametrize("doc", [d for _, d in EXAMPLES], ids=[i for i, _ in EXAMPLES])
-def test_example_is_accepted(api: Any, custom: Any, doc: dict[str, Any]) -> None:
-    """Server-side dry-run create of each example; Strict so a misspelt field is an error too."""
-    from kubernetes import client
+def test_example_is_accepted(api: Any, custom: Any, cluster: Any, doc: dict[str, Any]) -> None:
+    """Server-side dry-run create of each example; Strict so a misspelt field is an error too.
+
+    An approval is created by the person it names, as the approval policy requires (that
+    person may do anything here: RBAC is tests/integration/test_approvals.py's business)."""
+    from kubernetes import client, config
 
     body = copy.deepcopy(doc)
     # A suffix so the dry run cannot collide with an object another test created for real.
@@ -618,6 +735,11 @@ def test_example_is_accepted(api: Any, custom: Any, doc: dict[str, Any]) -> None
         body["metadata"]["namespace"] = "default"
         utils.create_from_dict(api, body, namespace="default", dry_run="All", field_validation="Strict")
         return
+    if body["kind"] == "EnforcementApproval":
+        approver = config.new_client_from_config(
+            config_file=str(cluster.kubeconfig_for(body["spec"]["approver"]))
+        )
+        custom = client.CustomObjectsApi(approver)
     custom.create_cluster_custom_object(
         GROUP, VERSION, PLURALS[body["kind"]], body, dry_run="All", field_validation="Strict"
     )
@@ -626,8 +748,14 @@ def test_example_is_accepted(api: Any, custom: Any, doc: dict[str, Any]) -> None
 # --- pure: no cluster ------------------------------------------------------------------------
 
 
+def _manifests() -> list[dict[str, Any]]:
+    return [
+        d for p in sorted(CRD_DIR.glob("*.yaml")) for d in yaml.safe_load_all(p.read_text(encoding="utf-8"))
+    ]
+
+
 def _crds() -> list[dict[str, Any]]:
-    return [yaml.safe_load(p.read_text(encoding="utf-8")) for p in sorted(CRD_DIR.glob("*.yaml"))]
+    return [d for d in _manifests() if d["kind"] == "CustomResourceDefinition"]
 
 
 def _walk(schema: dict[str, Any], path: str) -> Iterator[tuple[str, dict[str, Any]]]:
@@ -640,7 +768,7 @@ def _walk(schema: dict[str, Any], path: str) -> Iterator[tuple[str, dict[str, An
         yield from _walk(schema["additionalProperties"], f"{path}{{}}")
 
 
-def test_three_crds_with_expected_names() -> None:
+def test_crds_with_expected_names() -> None:
     crds = {c["spec"]["names"]["kind"]: c for c in _crds()}
     assert set(crds) == set(PLURALS)
     for kind, crd in crds.items():
@@ -651,7 +779,22 @@ def test_three_crds_with_expected_names() -> None:
         assert names["categories"] == ["tenant-enforcer"]
         [version] = crd["spec"]["versions"]
         assert version["name"] == VERSION and version["served"] and version["storage"]
-        assert version["subresources"] == {"status": {}}
+        # The operator writes the status of what it acts on; it never writes an approval.
+        assert version.get("subresources") == (None if kind == "EnforcementApproval" else {"status": {}})
+
+
+def test_crds_directory_holds_the_crds_and_the_approval_policy() -> None:
+    """Besides the CRDs, crds/ holds only the admission policy binding spec.approver to the
+    requesting identity (installed with them by the tests and by Helm's crds/)."""
+    others = [d for d in _manifests() if d["kind"] != "CustomResourceDefinition"]
+    assert [d["kind"] for d in others] == ["ValidatingAdmissionPolicy", "ValidatingAdmissionPolicyBinding"]
+    policy, binding = others
+    assert binding["spec"] == {"policyName": policy["metadata"]["name"], "validationActions": ["Deny"]}
+    [rule] = policy["spec"]["matchConstraints"]["resourceRules"]
+    assert rule["apiGroups"] == [GROUP] and rule["resources"] == [PLURALS["EnforcementApproval"]]
+    assert rule["operations"] == ["CREATE"]  # the spec is immutable: an update cannot change the approver
+    [validation] = policy["spec"]["validations"]
+    assert validation["expression"] == "object.spec.approver == request.userInfo.username"
 
 
 @pytest.mark.parametrize("crd", _crds(), ids=lambda c: c["spec"]["names"]["kind"])
@@ -718,6 +861,7 @@ def test_examples_parse_with_the_model(doc: dict[str, Any]) -> None:
         "TenantPolicy": TenantPolicy.from_resource,
         "ModerationVerdict": Verdict.from_resource,
         "EnforcementLadder": Ladder.from_resource,
+        "EnforcementApproval": Approval.from_resource,
     }
     if doc["kind"] in parsers:
         parsers[doc["kind"]](doc)

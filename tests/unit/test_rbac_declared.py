@@ -24,12 +24,13 @@ from tenant_enforcer.targets.registry import load_builtin_targets
 CHART = Path(__file__).resolve().parents[2] / "charts" / "tenant-enforcer"
 RELEASE, NAMESPACE = "te", "te-system"
 GROUP = "tenant-enforcer.io"
-KINDS = ("tenantpolicies", "moderationverdicts", "enforcementladders")
+KINDS = ("tenantpolicies", "moderationverdicts", "enforcementladders")  # the operator writes their status
+APPROVALS = "enforcementapprovals"  # read only
 
 # The controller's own needs, apart from any target's.
 CONTROLLER_RULES: tuple[Mapping[str, Any], ...] = (
-    # kopf lists and watches our three kinds into the operator's view.
-    {"apiGroups": [GROUP], "resources": list(KINDS), "verbs": ["get", "list", "watch"]},
+    # kopf lists and watches our four kinds into the operator's view.
+    {"apiGroups": [GROUP], "resources": [*KINDS, APPROVALS], "verbs": ["get", "list", "watch"]},
     # kopf's finalizer and annotations on TenantPolicies (its only deletion handler); kopf
     # writes with merge and JSON patches, never PUT, so no `update`.
     {"apiGroups": [GROUP], "resources": ["tenantpolicies"], "verbs": ["patch"]},
@@ -93,6 +94,27 @@ def _one(rendered: Mapping[tuple[str, str], dict[str, Any]], kind: str) -> dict[
     return found[0]
 
 
+def _operator_role(rendered: Mapping[tuple[str, str], dict[str, Any]]) -> dict[str, Any]:
+    return rendered[("ClusterRole", f"{RELEASE}-tenant-enforcer")]
+
+
+def test_cluster_roles_are_the_operators_and_the_approvers(
+    rendered: dict[tuple[str, str], dict[str, Any]],
+) -> None:
+    roles = {name for kind, name in rendered if kind == "ClusterRole"}
+    assert roles == {f"{RELEASE}-tenant-enforcer", f"{RELEASE}-tenant-enforcer-approver"}
+
+
+def test_approver_role_creates_and_reads_approvals_only(
+    rendered: dict[tuple[str, str], dict[str, Any]],
+) -> None:
+    role = rendered[("ClusterRole", f"{RELEASE}-tenant-enforcer-approver")]
+    assert grants(role["rules"]) == {(GROUP, APPROVALS, v) for v in ("create", "get", "list", "watch")}
+    # The chart binds it to nobody: who approves is the installer's decision.
+    bound = {d["roleRef"]["name"] for (k, _), d in rendered.items() if k == "ClusterRoleBinding"}
+    assert role["metadata"]["name"] not in bound
+
+
 def test_there_are_targets() -> None:
     assert TARGETS, "load_builtin_targets() registered no target"
 
@@ -108,7 +130,7 @@ def test_every_target_declares_its_rbac(target: type[Target]) -> None:
 def test_cluster_role_grants_what_each_target_declares(
     target: type[Target], rendered: dict[tuple[str, str], dict[str, Any]]
 ) -> None:
-    granted = grants(_one(rendered, "ClusterRole")["rules"])
+    granted = grants(_operator_role(rendered)["rules"])
     missing = grants(target.rbac) - granted
     assert not missing, (
         f"{target.__name__} needs permissions charts/tenant-enforcer/templates/clusterrole.yaml "
@@ -122,7 +144,7 @@ def test_cluster_role_grants_nothing_beyond_what_is_needed(
     needed = grants(CONTROLLER_RULES)
     for target in TARGETS:
         needed |= grants(target.rbac)
-    granted = grants(_one(rendered, "ClusterRole")["rules"])
+    granted = grants(_operator_role(rendered)["rules"])
     assert not needed - granted, f"the ClusterRole lacks:\n{_show(needed - granted)}"
     assert not granted - needed, (
         f"the ClusterRole grants what neither the controller nor any target needs:\n{_show(granted - needed)}"
@@ -151,7 +173,7 @@ def test_bindings_name_the_chart_service_account(rendered: dict[tuple[str, str],
     assert account["metadata"]["namespace"] == NAMESPACE
     subject = {"kind": "ServiceAccount", "name": account["metadata"]["name"], "namespace": NAMESPACE}
     cluster_binding = _one(rendered, "ClusterRoleBinding")
-    assert cluster_binding["roleRef"]["name"] == _one(rendered, "ClusterRole")["metadata"]["name"]
+    assert cluster_binding["roleRef"]["name"] == _operator_role(rendered)["metadata"]["name"]
     bindings = [doc for (kind, _), doc in rendered.items() if kind in ("ClusterRoleBinding", "RoleBinding")]
     assert cluster_binding in bindings
     for binding in bindings:

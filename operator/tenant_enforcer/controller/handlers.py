@@ -1,6 +1,6 @@
 """kopf handlers: thin glue that feeds the view and the queue; the reconcile does the work.
 
-Watch events from three kinds (and namespaces) all wake the same per-tenant reconcile, so
+Watch events from four kinds (and namespaces) all wake the same per-tenant reconcile, so
 handlers only record what changed and enqueue the tenants it affects.
 """
 
@@ -16,10 +16,24 @@ import kopf
 
 from tenant_enforcer.controller.queue import WorkQueue
 from tenant_enforcer.controller.reconcile import Reconciler
-from tenant_enforcer.controller.store import ClusterView, ladder_entry, policy_entry, verdict_entry
+from tenant_enforcer.controller.store import (
+    ClusterView,
+    approval_entry,
+    ladder_entry,
+    policy_entry,
+    verdict_entry,
+)
 from tenant_enforcer.model.levels import Level
 from tenant_enforcer.record.status import changed, ladder_status
-from tenant_enforcer.record.writer import GROUP, LADDERS, POLICIES, VERDICTS, VERSION, StatusWriter
+from tenant_enforcer.record.writer import (
+    APPROVALS,
+    GROUP,
+    LADDERS,
+    POLICIES,
+    VERDICTS,
+    VERSION,
+    StatusWriter,
+)
 
 log = logging.getLogger(__name__)
 
@@ -69,6 +83,17 @@ def register_handlers(registry: kopf.OperatorRegistry, rt: Runtime) -> None:
             rt.queue.add_many(rt.view.delete_verdict(name))
         else:
             rt.queue.add_many(rt.view.put_verdict(verdict_entry(body)))
+
+    @kopf.on.event(GROUP, VERSION, APPROVALS, registry=registry)
+    def approval_event(event: Any, body: kopf.Body, name: str, **_: Any) -> None:
+        # An approval (or its withdrawal) can move its tenant's target level: reconcile it.
+        if _deleted(event):
+            rt.queue.add_many(rt.view.delete_approval(name))
+            return
+        entry = approval_entry(body)
+        if entry.error:
+            log.warning("EnforcementApproval %s is ignored: %s", name, entry.error)
+        rt.queue.add_many(rt.view.put_approval(entry))
 
     @kopf.on.event(GROUP, VERSION, LADDERS, registry=registry)
     def ladder_event(event: Any, body: kopf.Body, name: str, **_: Any) -> None:

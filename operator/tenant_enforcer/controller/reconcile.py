@@ -131,7 +131,13 @@ class Reconciler:
         if scope.problem_reason:
             return Outcome(held, problem=Problem(scope.problem_reason, scope.problem or "")), False
 
-        decision = evaluate(ladder, [v.verdict for v in snap.verdicts if v.verdict], now, policy.hold)
+        decision = evaluate(
+            ladder,
+            [v.verdict for v in snap.verdicts if v.verdict],
+            now,
+            policy.hold,
+            [a.approval for a in snap.approvals if a.approval],
+        )
         if entry.deleting:
             decision = replace(
                 decision, target=Level.NONE, reason="the TenantPolicy is being deleted: lifting"

@@ -11,10 +11,10 @@ import threading
 from collections import defaultdict
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Generic, Protocol, TypeVar
 
 from tenant_enforcer.model.ladder import Ladder
-from tenant_enforcer.model.policy import TenantPolicy
+from tenant_enforcer.model.policy import Approval, TenantPolicy
 from tenant_enforcer.model.verdict import Verdict
 
 
@@ -49,12 +49,61 @@ class VerdictEntry:
     error: str | None = None
 
 
+@dataclass(frozen=True)
+class ApprovalEntry:
+    name: str
+    tenant: str
+    uid: str
+    approval: Approval | None
+    error: str | None = None
+
+
+class _Keyed(Protocol):
+    @property
+    def name(self) -> str: ...
+    @property
+    def tenant(self) -> str: ...
+
+
+E = TypeVar("E", bound=_Keyed)
+
+
+@dataclass
+class _ByTenant(Generic[E]):
+    """Entries by name, indexed by tenant: verdicts and approvals. The caller holds the lock."""
+
+    entries: dict[str, E] = field(default_factory=dict)
+    names: dict[str, set[str]] = field(default_factory=lambda: defaultdict(set))
+
+    def put(self, entry: E) -> set[str]:
+        old = self.entries.get(entry.name)
+        if old and old.tenant != entry.tenant:
+            self.names[old.tenant].discard(entry.name)
+        self.entries[entry.name] = entry
+        self.names[entry.tenant].add(entry.name)
+        return {entry.tenant} | ({old.tenant} if old else set())
+
+    def delete(self, name: str) -> set[str]:
+        old = self.entries.pop(name, None)
+        if not old:
+            return set()
+        self.names[old.tenant].discard(name)
+        return {old.tenant}
+
+    def of(self, tenant: str) -> list[E]:
+        return [self.entries[n] for n in sorted(self.names.get(tenant, ()))]
+
+    def tenants(self) -> set[str]:
+        return {t for t, names in self.names.items() if names}
+
+
 @dataclass
 class Snapshot:
     """A consistent copy of everything one tenant's reconcile reads."""
 
     policies: list[PolicyEntry]  # every policy naming this tenant
     verdicts: list[VerdictEntry]
+    approvals: list[ApprovalEntry]  # every EnforcementApproval naming this tenant
     ladders: dict[str, LadderEntry]  # the ladders those policies reference
     namespaces: dict[str, dict[str, str]]  # namespaces they claim that exist → labels
     claimants: dict[str, list[PolicyEntry]]  # namespace → every policy claiming it
@@ -66,8 +115,8 @@ class ClusterView:
     _policies: dict[str, PolicyEntry] = field(default_factory=dict)
     _policies_by_tenant: dict[str, set[str]] = field(default_factory=lambda: defaultdict(set))
     _ladders: dict[str, LadderEntry] = field(default_factory=dict)
-    _verdicts: dict[str, VerdictEntry] = field(default_factory=dict)
-    _verdicts_by_tenant: dict[str, set[str]] = field(default_factory=lambda: defaultdict(set))
+    _verdicts: _ByTenant[VerdictEntry] = field(default_factory=_ByTenant)
+    _approvals: _ByTenant[ApprovalEntry] = field(default_factory=_ByTenant)
     _namespaces: dict[str, dict[str, str]] = field(default_factory=dict)
     # namespace → names of the policies that claim it (by name or selector); kept current on
     # every policy and namespace event so no reconcile scans all namespaces.
@@ -110,20 +159,19 @@ class ClusterView:
 
     def put_verdict(self, entry: VerdictEntry) -> set[str]:
         with self._lock:
-            old = self._verdicts.get(entry.name)
-            if old and old.tenant != entry.tenant:
-                self._verdicts_by_tenant[old.tenant].discard(entry.name)
-            self._verdicts[entry.name] = entry
-            self._verdicts_by_tenant[entry.tenant].add(entry.name)
-            return {entry.tenant} | ({old.tenant} if old else set())
+            return self._verdicts.put(entry)
 
     def delete_verdict(self, name: str) -> set[str]:
         with self._lock:
-            old = self._verdicts.pop(name, None)
-            if not old:
-                return set()
-            self._verdicts_by_tenant[old.tenant].discard(name)
-            return {old.tenant}
+            return self._verdicts.delete(name)
+
+    def put_approval(self, entry: ApprovalEntry) -> set[str]:
+        with self._lock:
+            return self._approvals.put(entry)
+
+    def delete_approval(self, name: str) -> set[str]:
+        with self._lock:
+            return self._approvals.delete(name)
 
     def put_namespace(self, name: str, labels: Mapping[str, str]) -> set[str]:
         with self._lock:
@@ -152,7 +200,8 @@ class ClusterView:
             claimed = set().union(*(self._claimed_by.get(p.name, set()) for p in policies))
             return Snapshot(
                 policies=policies,
-                verdicts=[self._verdicts[n] for n in sorted(self._verdicts_by_tenant.get(tenant, ()))],
+                verdicts=self._verdicts.of(tenant),
+                approvals=self._approvals.of(tenant),
                 ladders={
                     p.policy.ladder: self._ladders[p.policy.ladder]
                     for p in policies
@@ -164,15 +213,14 @@ class ClusterView:
 
     def tenants(self) -> set[str]:
         with self._lock:
-            return {t for t, names in self._policies_by_tenant.items() if names} | {
-                t for t, names in self._verdicts_by_tenant.items() if names
-            }
+            return {t for t, names in self._policies_by_tenant.items() if names} | self._verdicts.tenants()
 
     def counts(self) -> dict[str, int]:
         with self._lock:
             return {
                 "policies": len(self._policies),
-                "verdicts": len(self._verdicts),
+                "verdicts": len(self._verdicts.entries),
+                "approvals": len(self._approvals.entries),
                 "ladders": len(self._ladders),
                 "namespaces": len(self._namespaces),
             }
@@ -239,3 +287,12 @@ def verdict_entry(body: Mapping[str, Any]) -> VerdictEntry:
         return VerdictEntry(name, tenant, uid, Verdict.from_resource(body), status)
     except _PARSE_ERRORS as exc:
         return VerdictEntry(name, tenant, uid, None, status, f"invalid spec: {exc}")
+
+
+def approval_entry(body: Mapping[str, Any]) -> ApprovalEntry:
+    name, uid, _ = _meta(body)
+    tenant = str((body.get("spec") or {}).get("tenant") or "")
+    try:
+        return ApprovalEntry(name, tenant, uid, Approval.from_resource(body))
+    except _PARSE_ERRORS as exc:
+        return ApprovalEntry(name, tenant, uid, None, f"invalid spec: {exc}")

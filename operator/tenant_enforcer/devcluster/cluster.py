@@ -110,14 +110,18 @@ class LocalCluster:
         self.components.clear()
 
     def install_crds(self, directory: Path, timeout: float = 60) -> None:
-        """Apply the CRDs and wait until they can be served, not just Established: the API
-        server answers 429 while a new resource's storage initializes, and clients that
-        start then (kopf) back off for tens of seconds."""
+        """Apply every manifest in `directory` (CRDs and their admission policies) and wait until
+        the CRDs can be served, not just Established: the API server answers 429 while a new
+        resource's storage initializes, and clients that start then (kopf) back off for tens
+        of seconds.  Admission policies take a moment more to be enforced; callers that rely
+        on one poll for it (tests/conftest.py)."""
         subprocess.run(
             self.kubectl_cmd("apply", "--server-side", "-f", str(directory)), check=True, capture_output=True
         )
         deadline = time.monotonic() + timeout
-        for doc in yaml.safe_load_all("".join(p.read_text() for p in sorted(directory.glob("*.yaml")))):
+        # Each file on its own: concatenated, two files without `---` between them would merge.
+        docs = [d for p in sorted(directory.glob("*.yaml")) for d in yaml.safe_load_all(p.read_text())]
+        for doc in docs:
             if not doc or doc.get("kind") != "CustomResourceDefinition":
                 continue
             plural = f"{doc['spec']['names']['plural']}.{doc['spec']['group']}"

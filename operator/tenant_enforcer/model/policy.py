@@ -33,6 +33,33 @@ class Approval:
     level: Level
     verdicts: frozenset[str]
     approver: str
+    reason: str = ""
+
+    @classmethod
+    def from_resource(cls, body: Mapping[str, Any]) -> Approval:
+        """An EnforcementApproval, read strictly: anything the CRD would refuse raises ValueError."""
+        spec = body["spec"]
+        level = Level.parse(_text(spec, "level"))
+        if not level.disruptive:
+            raise ValueError(f"level {level.api_name} never needs an approval")
+        verdicts = spec["verdicts"]
+        if not (isinstance(verdicts, list) and verdicts and all(isinstance(v, str) and v for v in verdicts)):
+            raise ValueError("verdicts must be a non-empty list of ModerationVerdict names")
+        return cls(
+            name=_text(body["metadata"], "name"),
+            tenant=_text(spec, "tenant"),
+            level=level,
+            verdicts=frozenset(verdicts),
+            approver=_text(spec, "approver"),
+            reason=_text(spec, "reason"),
+        )
+
+
+def _text(mapping: Mapping[str, Any], key: str) -> str:
+    value = mapping[key]
+    if not isinstance(value, str) or not value:
+        raise ValueError(f"{key} must be a non-empty string, not {value!r}")
+    return value
 
 
 @dataclass(frozen=True)

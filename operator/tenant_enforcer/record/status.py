@@ -62,6 +62,16 @@ def _ready(outcome: Outcome) -> c.Condition:
     return c.Condition(c.READY, True, "Enforced", f"{outcome.level.api_name} is applied")
 
 
+def _awaiting_message(decision: Decision, awaiting: Level) -> str:
+    """What a person must do: name the level and every verdict an approval has to cover."""
+    calling = sorted(n for n, e in decision.verdicts.items() if e.level >= awaiting)
+    return (
+        f"{awaiting.api_name} waits for an approval: an EnforcementApproval with level "
+        f"{awaiting.api_name} (or higher) listing verdicts {', '.join(calling)}, created by "
+        "someone who issued none of them"
+    )
+
+
 def build_conditions(outcome: Outcome) -> list[c.Condition]:
     decision = outcome.decision
     awaiting = decision.awaiting_approval if decision else None
@@ -85,7 +95,7 @@ def build_conditions(outcome: Outcome) -> list[c.Condition]:
             c.AWAITING_APPROVAL,
             awaiting is not None,
             "ApprovalRequired" if awaiting is not None else "NotRequired",
-            f"{awaiting.api_name} waits for an approval" if awaiting is not None else "",
+            _awaiting_message(decision, awaiting) if decision and awaiting is not None else "",
         ),
         c.Condition(
             c.DRY_RUN,

@@ -12,6 +12,7 @@ VERSION = "v1alpha1"
 POLICIES = "tenantpolicies"
 VERDICTS = "moderationverdicts"
 LADDERS = "enforcementladders"
+APPROVALS = "enforcementapprovals"  # read only: the operator never writes approvals
 
 
 class StatusWriter:
