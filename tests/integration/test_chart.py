@@ -126,6 +126,7 @@ def release(cluster: LocalCluster, crds: None, unique: str) -> Iterator[tuple[st
     yield name, namespace
     for kind in ("clusterrolebinding", "clusterrole"):
         kubectl(cluster, "delete", kind, f"{name}-tenant-enforcer", "--ignore-not-found")
+    kubectl(cluster, "delete", "clusterrole", f"{name}-tenant-enforcer-approver", "--ignore-not-found")
     kubectl(cluster, "delete", "-n", "default", "rolebinding,role", f"{name}-tenant-enforcer-events",
             "--ignore-not-found")  # fmt: skip
 
@@ -205,6 +206,7 @@ def test_service_account_may_do_what_the_operator_needs_and_nothing_more(
         ("list", "tenantpolicies.tenant-enforcer.io", None),
         ("watch", "moderationverdicts.tenant-enforcer.io", None),
         ("get", "enforcementladders.tenant-enforcer.io", None),
+        ("watch", "enforcementapprovals.tenant-enforcer.io", None),
         ("patch", "tenantpolicies.tenant-enforcer.io", None),
         ("patch", "tenantpolicies.tenant-enforcer.io/status", None),
         ("patch", "moderationverdicts.tenant-enforcer.io/status", None),
@@ -234,6 +236,8 @@ def test_service_account_may_do_what_the_operator_needs_and_nothing_more(
         ("patch", "moderationverdicts.tenant-enforcer.io", None),
         ("create", "moderationverdicts.tenant-enforcer.io", None),
         ("patch", "enforcementladders.tenant-enforcer.io", None),
+        ("create", "enforcementapprovals.tenant-enforcer.io", None),  # the operator never approves
+        ("delete", "enforcementapprovals.tenant-enforcer.io", None),
         ("update", "customresourcedefinitions.apiextensions.k8s.io", None),
         ("create", "events", "kube-system"),
         ("get", "configmaps", "kube-system"),
