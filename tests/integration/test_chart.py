@@ -27,6 +27,7 @@ from tenant_enforcer.targets.registry import load_builtin_targets
 ROOT = Path(__file__).resolve().parents[2]
 CHART = ROOT / "charts" / "tenant-enforcer"
 RBAC_KINDS = ("ServiceAccount", "ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding")
+GUARD_KINDS = ("ValidatingAdmissionPolicy", "ValidatingAdmissionPolicyBinding")
 LEVEL = "tenant-enforcer.io/level"
 
 
@@ -141,6 +142,7 @@ def test_rendered_chart_applies_with_server_side_dry_run(
         "Deployment",
         "EnforcementLadder",
         "PersistentVolumeClaim",
+        *GUARD_KINDS,
     }
     done = kubectl(cluster, "apply", "--dry-run=server", "-f", "-", stdin=yaml.safe_dump_all(docs))
     assert done.returncode == 0, done.stderr
@@ -297,13 +299,14 @@ def test_operator_works_as_the_chart_service_account(
 ) -> None:
     """The operator itself, with the chart's RBAC only: it scales a tenant down (prior state
     in its own namespace, a freeze quota, the scale subresource), gives everything back
-    through the finalizer, and the API server never refuses it."""
+    through the finalizer, and the API server never refuses it, with the chart's admission
+    guard in force (which exempts the chart's ServiceAccount, and no one else)."""
     cluster = own_cluster
     api = config.new_client_from_config(config_file=str(cluster.kubeconfig))
     name, namespace = f"te-{unique}", f"te-system-{unique}"
     assert kubectl(cluster, "create", "namespace", namespace).returncode == 0
     docs = render(name, namespace)
-    apply(cluster, [d for d in docs if d["kind"] in RBAC_KINDS])
+    apply(cluster, [d for d in docs if d["kind"] in RBAC_KINDS + GUARD_KINDS])
     account = of_kind(docs, "ServiceAccount")[0]["metadata"]["name"]
     kubeconfig = _token_kubeconfig(cluster, namespace, account, tmp_path / "sa.kubeconfig")
     user = f"system:serviceaccount:{namespace}:{account}"
@@ -355,6 +358,8 @@ def test_operator_works_as_the_chart_service_account(
         assert exists(kube.core.read_namespaced_resource_quota, "tenant-enforcer-freeze", ns)
         assert exists(kube.core.read_namespaced_config_map, f"prior-state-{tenant}", namespace)
         assert kube.status("moderationverdicts", f"v-{unique}").get("state") == "Active"
+        # The guard holds the scale-down against everyone else, the cluster admin included.
+        wait_for("the admission guard refuses a scale-up", lambda: _scale_up_refused(apps, ns))
 
         kube.custom.delete_cluster_custom_object("tenant-enforcer.io", "v1alpha1", "tenantpolicies", tenant)
         wait_for(
@@ -396,6 +401,17 @@ def test_operator_works_as_the_chart_service_account(
             "patch deployments/scale",
         }
         assert expected <= done, done
+
+
+def _scale_up_refused(apps: client.AppsV1Api, namespace: str) -> bool:
+    try:
+        apps.patch_namespaced_deployment_scale(
+            "web", namespace, {"spec": {"replicas": 2}}, dry_run="All",
+            _content_type="application/merge-patch+json",
+        )  # fmt: skip
+    except client.ApiException as exc:
+        return exc.status == 403 and "ValidatingAdmissionPolicy" in str(exc.body)
+    return False
 
 
 def _deployment(name: str, replicas: int) -> dict[str, Any]:
