@@ -181,14 +181,14 @@ def test_buckets_are_emptied_and_deleted_only_after_the_retention_with_an_invent
     over = keep
     over.scope = replace(keep.scope, ladder=ladder(delete=True, retention=timedelta(0)))
     assert [n for n, o in over.observed(KIND).items() if o.pending] == sorted([names["plain"], versioned])
-    over.refuse["DeleteBucket"] = "AccessDenied"
+    over.refuse("DeleteBucket", "AccessDenied")
     cut = over.reconcile(Level.DEPROVISION)
     assert cut.fatal and all("s3.delete_bucket" in f and "AccessDenied" in f for f in cut.fatal), cut
     assert versions(aws, versioned) == [], "every version and delete marker is gone"
     assert FIREWALL_SID not in policy_sids(aws, versioned), "our Deny is taken out before emptying"
     assert over.observed(KIND)[versioned].pending, "the deletion is still to finish"
 
-    over.refuse.clear()
+    over.faults.clear()
     done = over.reconcile(Level.DEPROVISION)
     assert not done.failed, done
     assert not (buckets(aws) & {versioned, names["plain"]}), "the tenant's buckets are deleted"

@@ -3,9 +3,9 @@ volume, the instance, load balancer and bucket documents), then instances termin
 balancers deleted, buckets kept; the lift re-creates nothing and names the evidence.  Also the
 S3 evidence store.
 
-Every registered AWS target is driven directly (real planner, actuator and prior-state store,
-own `AwsSessions`, a `DirectoryEvidenceStore` under tmp_path), so ScaleDown and Firewall are
-applied on the way up as in the operator.
+Every registered AWS target is driven directly (awsdriver.AwsDriver: real planner, actuator and
+prior-state store, own `AwsSessions`, a `DirectoryEvidenceStore` under tmp_path), so ScaleDown
+and Firewall are applied on the way up as in the operator.
 
 moto (5.2.5) behaviours relied on: `run_instances` attaches an EBS root volume (plus the
 `BlockDeviceMappings` asked for) described under `BlockDeviceMappings`; `create_snapshot` with
@@ -23,41 +23,22 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
-from botocore.awsrequest import AWSResponse
+from awsdriver import AWS_TARGETS, REGION, TAG_KEY, AwsDriver
 from kubehelpers import AuditLog, Kube, MotoServer, wait_for
 
-from tenant_enforcer.controller.act import Actuator, ApplyResult
-from tenant_enforcer.core.plan import plan
 from tenant_enforcer.model.levels import Level
-from tenant_enforcer.model.policy import AwsScope
 from tenant_enforcer.state.evidence import DirectoryEvidenceStore, EvidenceCorrupted, S3EvidenceStore
-from tenant_enforcer.state.prior import PriorStateStore
-from tenant_enforcer.targets.aws.base import AwsTarget
 from tenant_enforcer.targets.aws.compute import HELD_SUSPENDED, AutoScalingGroupTarget
 from tenant_enforcer.targets.aws.deprovision import (
     SNAPSHOT_INSTANCE_TAG,
     DeletedLoadBalancerTarget,
     TerminatedInstanceTarget,
 )
-from tenant_enforcer.targets.aws.session import AwsSessions, AwsSettings
-from tenant_enforcer.targets.base import Clients, Target, TenantScope
-from tenant_enforcer.targets.registry import load_builtin_targets
-
-REGION = "us-east-1"
-TAG_KEY = "tenant"
-AWS_TARGETS = [cls for cls in load_builtin_targets() if issubclass(cls, AwsTarget)]
-S3_ACTIONS = {
-    "s3:ListBuckets": "s3:ListAllMyBuckets",
-    "s3:GetPublicAccessBlock": "s3:GetBucketPublicAccessBlock",
-    "s3:PutPublicAccessBlock": "s3:PutBucketPublicAccessBlock",
-    "s3:DeletePublicAccessBlock": "s3:PutBucketPublicAccessBlock",
-    "s3:GetBucketEncryption": "s3:GetEncryptionConfiguration",
-}
 
 
 @dataclass
@@ -227,74 +208,22 @@ def objects(aws: MotoServer, bucket: str) -> list[str]:
     return [o["Key"] for o in listed]
 
 
-class _Body:
-    def __init__(self, body: bytes) -> None:
-        self.body = body
-
-    def stream(self, **_: Any) -> Iterator[bytes]:
-        yield self.body
-
-
-class Driver:
-    """The reconcile's observe → plan → act steps for every AWS target."""
-
-    def __init__(self, kube: Kube, aws: MotoServer, tenant: str, evidence: Path) -> None:
-        sessions = AwsSessions(AwsSettings(endpoint_url=aws.endpoint))
-        self.calls: list[str] = []
-        self.fail_terminate = False
-        sessions.hooks.append(("before-call", self._record))
-        sessions.hooks.append(("before-send.ec2.TerminateInstances", self._terminate))
-        self.hooks = sessions.hooks  # registered on each client when it is first made
-        self.evidence = DirectoryEvidenceStore(evidence)
-        clients = Clients(kube=None, aws=sessions, evidence=self.evidence)
-        self.targets: dict[str, Target] = {cls.kind: cls(clients) for cls in AWS_TARGETS}
-        namespace = f"state-{tenant}"
-        kube.namespace(namespace)
-        self.store = PriorStateStore(kube.api, namespace)
-        self.actuator = Actuator(self.targets, self.store)
-        self.traits = {kind: t.traits() for kind, t in self.targets.items()}
-        self.scope = TenantScope(tenant, aws=AwsScope((REGION,), TAG_KEY, tenant))
-
-    def _record(self, model: Any, **_: Any) -> None:
-        name = f"{model.service_model.signing_name}:{model.name}"
-        self.calls.append(S3_ACTIONS.get(name, name))
-
-    def _terminate(self, **_: Any) -> AWSResponse | None:
-        """A crash between the evidence and the termination, as a refused call."""
-        if not self.fail_terminate:
-            return None
-        body = (
-            b"<Response><Errors><Error><Code>UnauthorizedOperation</Code><Message>injected</Message>"
-            b"</Error></Errors><RequestID>x</RequestID></Response>"
-        )
-        return AWSResponse("http://injected", 403, {}, _Body(body))
-
-    def reconcile(self, level: Level) -> ApplyResult:
-        scope = replace(self.scope, saved=self.store.load(self.scope.tenant))
-        inventory = [obs for t in self.targets.values() for obs in t.discover(scope)]
-        return self.actuator.run(plan(level, inventory, self.traits), inventory, scope)
-
-    def observed(self, kind: str) -> dict[str, Any]:
-        scope = replace(self.scope, saved=self.store.load(self.scope.tenant))
-        return {o.ref.name: o for o in self.targets[kind].discover(scope)}
-
-
 @pytest.fixture
-def driver(kube: Kube, aws: MotoServer, unique: str, tmp_path: Path) -> Iterator[Driver]:
-    made = Driver(kube, aws, f"awsdp-{unique}", tmp_path / "evidence")
+def driver(kube: Kube, aws: MotoServer, unique: str, tmp_path: Path) -> Iterator[AwsDriver]:
+    made = AwsDriver(kube, aws, f"awsdp-{unique}", tmp_path / "evidence")
     yield made
-    made.actuator.close()
+    made.close()
 
 
 def test_deprovision_takes_evidence_then_terminates_and_deletes_and_the_lift_names_the_evidence(
-    driver: Driver, aws: MotoServer, unique: str
+    driver: AwsDriver, aws: MotoServer, unique: str
 ) -> None:
     tenant = driver.scope.tenant
     world = estate(aws, tenant, f"awsdo-{unique}")
     other_groups = target_groups(aws) - {world.target_group}
 
     # A first attempt is cut short after the evidence: nothing is terminated.
-    driver.fail_terminate = True
+    driver.refuse("TerminateInstances", "UnauthorizedOperation")  # a crash, as a refused call
     first = driver.reconcile(Level.DEPROVISION)
     assert first.fatal and all("ec2.terminate_instances: UnauthorizedOperation" in f for f in first.fatal)
     assert {instance_state(aws, i) for i in world.instances} <= {"running", "stopped"}
@@ -302,7 +231,7 @@ def test_deprovision_takes_evidence_then_terminates_and_deletes_and_the_lift_nam
     assert all(pending[i].pending and pending[i].applied is Level.DEPROVISION for i in world.instances)
 
     # The retry finishes it, reusing the EBS snapshots it took.
-    driver.fail_terminate = False
+    driver.faults.clear()
     result = driver.reconcile(Level.DEPROVISION)
     assert not result.failed, result
 
@@ -371,7 +300,7 @@ def test_deprovision_takes_evidence_then_terminates_and_deletes_and_the_lift_nam
         assert objects(aws, bucket) == ["kept.txt"]
 
 
-def test_the_calls_made_are_the_iam_actions_declared(driver: Driver, aws: MotoServer, unique: str) -> None:
+def test_the_calls_made_are_the_iam_actions_declared(driver: AwsDriver, aws: MotoServer, unique: str) -> None:
     estate(aws, driver.scope.tenant, f"awsdo-{unique}")
     assert not driver.reconcile(Level.DEPROVISION).failed
     assert not driver.reconcile(Level.NONE).failed
@@ -383,16 +312,11 @@ def test_the_calls_made_are_the_iam_actions_declared(driver: Driver, aws: MotoSe
 
 
 def test_evidence_that_cannot_be_read_means_nothing_is_deleted(
-    driver: Driver, aws: MotoServer, unique: str
+    driver: AwsDriver, aws: MotoServer, unique: str
 ) -> None:
     """Access denied on a bucket setting the evidence needs: no snapshot is stored, no
     instance terminated, no load balancer deleted; the error names the call."""
-    denied = b"<Error><Code>AccessDenied</Code><Message>injected</Message></Error>"
-
-    def deny(**_: Any) -> AWSResponse:
-        return AWSResponse("http://injected", 403, {}, _Body(denied))
-
-    driver.hooks.append(("before-send.s3.GetBucketVersioning", deny))
+    driver.refuse("GetBucketVersioning", "AccessDenied")
     world = estate(aws, driver.scope.tenant, f"awsdo-{unique}")
     result = driver.reconcile(Level.DEPROVISION)
     assert result.fatal and all("s3.get_bucket_versioning" in f and "AccessDenied" in f for f in result.fatal)
@@ -403,14 +327,9 @@ def test_evidence_that_cannot_be_read_means_nothing_is_deleted(
 
 
 def test_no_evidence_store_means_nothing_is_deleted(
-    kube: Kube, aws: MotoServer, unique: str, tmp_path: Path
+    kube: Kube, aws: MotoServer, unique: str
 ) -> None:
-    made = Driver(kube, aws, f"awsdn-{unique}", tmp_path)
-    made.targets = {
-        kind: type(t)(Clients(kube=None, aws=t.clients.aws))
-        for kind, t in made.targets.items()  # no evidence
-    }
-    made.actuator = Actuator(made.targets, made.store)
+    made = AwsDriver(kube, aws, f"awsdn-{unique}", None)  # no evidence store
     try:
         world = estate(aws, made.scope.tenant, f"awsdo-{unique}")
         result = made.reconcile(Level.DEPROVISION)
@@ -418,7 +337,7 @@ def test_no_evidence_store_means_nothing_is_deleted(
         assert {instance_state(aws, i) for i in world.instances} <= {"running", "stopped"}
         assert world.load_balancer in load_balancers(aws)
     finally:
-        made.actuator.close()
+        made.close()
 
 
 # --- the S3 evidence store ---------------------------------------------------------------------
@@ -525,7 +444,7 @@ def test_a_verdict_straight_to_deprovision_through_the_operator(
 
 
 def test_a_held_groups_instances_get_evidence_and_are_terminated_and_the_lift_terminates_nothing_more(
-    driver: Driver, aws: MotoServer, unique: str
+    driver: AwsDriver, aws: MotoServer, unique: str
 ) -> None:
     """ScaleDown keeps the group's instances (Standby, stopped): Deprovision finds them by the
     tenant tag they carry, snapshots their volumes and terminates them; lifting afterwards

@@ -3,8 +3,8 @@ their rules answering 503, S3 public access block and Deny statement.
 
 End to end, the operator (in-process, real kube-apiserver, `aws_endpoint_url` = moto) holds a
 tenant's AWS resources at Firewall and gives them back exactly.  The conflict case drives the
-firewall targets directly (real planner, actuator and prior-state store, own `AwsSessions`),
-so that nothing re-asserts between the tenant's change and the lift.
+firewall targets directly (awsdriver.AwsDriver: real planner, actuator and prior-state store,
+own `AwsSessions`), so that nothing re-asserts between the tenant's change and the lift.
 
 moto (5.2.5) behaviours relied on: `modify_network_interface_attribute(Groups=…)` and
 `describe_network_interfaces` (the `network-interface-id` and `group-id` filters), security
@@ -28,18 +28,14 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any
 
 import pytest
-from botocore.awsrequest import AWSResponse
+from awsdriver import REGION, TAG_KEY, AwsDriver
 from kubehelpers import OPERATOR_NAMESPACE, AuditLog, Kube, MotoServer, wait_for
 
-from tenant_enforcer.controller.act import Actuator, ApplyResult
-from tenant_enforcer.core.plan import plan
 from tenant_enforcer.model.levels import Level
-from tenant_enforcer.model.policy import AwsScope
-from tenant_enforcer.state.prior import PriorStateStore
 from tenant_enforcer.targets.aws.firewall import (
     FIREWALL_SID,
     FIXED_503,
@@ -51,19 +47,8 @@ from tenant_enforcer.targets.aws.firewall import (
     quarantine_name,
 )
 from tenant_enforcer.targets.aws.firewall.listeners import LoadBalancerRuleTarget, rule_ref_name
-from tenant_enforcer.targets.aws.session import AwsSessions, AwsSettings
-from tenant_enforcer.targets.base import Clients, Target, TenantScope
 from tenant_enforcer.targets.errors import AwsTargetError, ErrorClass
 
-REGION = "us-east-1"
-TAG_KEY = "tenant"
-# S3 operations whose IAM action has another name.
-S3_ACTIONS = {
-    "s3:ListBuckets": "s3:ListAllMyBuckets",
-    "s3:GetPublicAccessBlock": "s3:GetBucketPublicAccessBlock",
-    "s3:PutPublicAccessBlock": "s3:PutBucketPublicAccessBlock",
-    "s3:DeletePublicAccessBlock": "s3:PutBucketPublicAccessBlock",
-}
 FIREWALL_TARGETS = (
     QuarantineGroupTarget,
     QuarantineTarget,
@@ -396,44 +381,16 @@ def test_firewall_quarantines_instances_closes_listeners_and_buckets_and_the_lif
 # --- the targets driven directly --------------------------------------------------------------
 
 
-class Driver:
-    """The reconcile's observe → plan → act steps for the AWS firewall targets only."""
-
-    def __init__(self, kube: Kube, aws: MotoServer, tenant: str) -> None:
-        sessions = AwsSessions(AwsSettings(endpoint_url=aws.endpoint))
-        self.calls: list[str] = []
-        sessions.hooks.append(("before-call", self._record))
-        self.hooks = sessions.hooks  # registered on each client when it is first made
-        self.targets: dict[str, Target] = {
-            cls.kind: cls(Clients(kube=None, aws=sessions)) for cls in FIREWALL_TARGETS
-        }
-        namespace = f"state-{tenant}"
-        kube.namespace(namespace)
-        self.store = PriorStateStore(kube.api, namespace)
-        self.actuator = Actuator(self.targets, self.store)
-        self.traits = {kind: t.traits() for kind, t in self.targets.items()}
-        self.scope = TenantScope(tenant, aws=AwsScope((REGION,), TAG_KEY, tenant))
-
-    def _record(self, model: Any, **_: Any) -> None:
-        """Every AWS operation made, as its IAM action (`before-call`: once per operation)."""
-        name = f"{model.service_model.signing_name}:{model.name}"
-        self.calls.append(S3_ACTIONS.get(name, name))
-
-    def reconcile(self, level: Level) -> ApplyResult:
-        scope = replace(self.scope, saved=self.store.load(self.scope.tenant))
-        inventory = [obs for t in self.targets.values() for obs in t.discover(scope)]
-        return self.actuator.run(plan(level, inventory, self.traits), inventory, scope)
-
-
 @pytest.fixture
-def driver(kube: Kube, aws: MotoServer, unique: str) -> Iterator[Driver]:
-    made = Driver(kube, aws, f"awsfd-{unique}")
+def driver(kube: Kube, aws: MotoServer, unique: str) -> Iterator[AwsDriver]:
+    """The reconcile's observe → plan → act steps for the AWS firewall targets only."""
+    made = AwsDriver(kube, aws, f"awsfd-{unique}", None, kinds=FIREWALL_TARGETS)
     yield made
-    made.actuator.close()
+    made.close()
 
 
 def test_an_interface_changed_while_quarantined_is_reported_and_left_as_it_is(
-    driver: Driver, aws: MotoServer, unique: str
+    driver: AwsDriver, aws: MotoServer, unique: str
 ) -> None:
     world = estate(aws, driver.scope.tenant, f"awsfo-{unique}")
     before = snapshot(aws, world)
@@ -464,7 +421,7 @@ def test_an_interface_changed_while_quarantined_is_reported_and_left_as_it_is(
 
 
 def test_a_lift_keeps_policy_statements_added_while_enforced_and_removes_only_ours(
-    driver: Driver, aws: MotoServer, unique: str
+    driver: AwsDriver, aws: MotoServer, unique: str
 ) -> None:
     world = estate(aws, driver.scope.tenant, f"awsfo-{unique}")
     before = snapshot(aws, world)
@@ -492,7 +449,7 @@ def test_a_lift_keeps_policy_statements_added_while_enforced_and_removes_only_ou
 
 
 def test_a_firewall_cut_short_is_finished_by_the_next_reconcile(
-    driver: Driver, aws: MotoServer, unique: str
+    driver: AwsDriver, aws: MotoServer, unique: str
 ) -> None:
     """A crash after the prior state was saved and some writes were made: the next pass finds
     the rest saved-but-not-set and finishes it; the lift then restores everything exactly."""
@@ -527,7 +484,7 @@ def test_a_firewall_cut_short_is_finished_by_the_next_reconcile(
 
 
 def test_listener_rules_changed_added_or_deleted_while_held(
-    driver: Driver, aws: MotoServer, unique: str
+    driver: AwsDriver, aws: MotoServer, unique: str
 ) -> None:
     """While held, the tenant's automation puts one rule back, adds a rule, then (after the
     next reconcile) re-points a rule and deletes another: the put-back rule is re-asserted, the
@@ -583,7 +540,7 @@ def test_listener_rules_changed_added_or_deleted_while_held(
     assert driver.store.load(driver.scope.tenant) == {}
 
 
-def test_the_calls_made_are_the_iam_actions_declared(driver: Driver, aws: MotoServer, unique: str) -> None:
+def test_the_calls_made_are_the_iam_actions_declared(driver: AwsDriver, aws: MotoServer, unique: str) -> None:
     """Held, a rule added to the quarantine group behind our back (revoked again), lifted:
     every declared action is used, and nothing undeclared is called."""
     world = estate(aws, driver.scope.tenant, f"awsfo-{unique}")
@@ -612,27 +569,14 @@ def test_the_calls_made_are_the_iam_actions_declared(driver: Driver, aws: MotoSe
     assert made == declared - {"ec2:CreateTags"}, f"declared but never called: {sorted(declared - made)}"
 
 
-class _Body:
-    def __init__(self, body: bytes) -> None:
-        self.body = body
-
-    def stream(self, **_: Any) -> Iterator[bytes]:
-        yield self.body
-
-
 def test_a_failing_read_changes_nothing_and_names_the_call(
-    driver: Driver, aws: MotoServer, unique: str
+    driver: AwsDriver, aws: MotoServer, unique: str
 ) -> None:
     """Access denied on one bucket's tags: the whole discovery fails, so nothing is done
     (not even the quarantine group or the listeners, which were read fine)."""
     world = estate(aws, driver.scope.tenant, f"awsfo-{unique}")
     before = snapshot(aws, world)
-    denied = b"<Error><Code>AccessDenied</Code><Message>injected</Message></Error>"
-
-    def deny(**_: Any) -> AWSResponse:
-        return AWSResponse("http://injected", 403, {}, _Body(denied))
-
-    driver.hooks.append(("before-send.s3.GetBucketTagging", deny))
+    driver.refuse("GetBucketTagging", "AccessDenied")
     with pytest.raises(AwsTargetError) as failed:
         driver.reconcile(Level.FIREWALL)
     assert failed.value.code == "AccessDenied" and failed.value.error_class is ErrorClass.FATAL
@@ -640,4 +584,4 @@ def test_a_failing_read_changes_nothing_and_names_the_call(
     assert snapshot(aws, world) == before
     assert quarantine_group(aws, driver.scope.tenant) is None
     assert driver.store.load(driver.scope.tenant) == {}
-    assert not [c for c in driver.calls if not c.split(":")[1].startswith(("Describe", "List", "Get"))]
+    assert driver.mutating == []

@@ -2,9 +2,9 @@
 
 End to end, the operator (in-process, real kube-apiserver, `aws_endpoint_url` = moto) holds a
 tenant's AWS compute at ScaleDown and gives it back exactly.  Where a test needs botocore
-hooks (to record the calls made, or inject faults) it drives the AWS targets directly, with
-its own `AwsSessions`, the real planner and actuator and the real prior-state store: the
-operator fixture's sessions are not reachable from a test.
+hooks (to record the calls made, or inject faults) it drives the AWS targets directly
+(awsdriver.AwsDriver), with its own `AwsSessions`, the real planner and actuator and the real
+prior-state store: the operator fixture's sessions are not reachable from a test.
 
 moto (5.2.5) behaviours relied on: tag filters on describe_instances and
 describe_auto_scaling_groups; instances launched by a group carry `aws:autoscaling:groupName`
@@ -33,33 +33,24 @@ import json
 import urllib.request
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import pytest
-from botocore.awsrequest import AWSResponse
+from awsdriver import REGION, TAG_KEY, AwsDriver
 from kubehelpers import OPERATOR_NAMESPACE, AuditLog, Kube, MotoServer, wait_for
 
-from tenant_enforcer.controller.act import Actuator, ApplyResult
-from tenant_enforcer.core.plan import Action, plan
 from tenant_enforcer.model.levels import Level
-from tenant_enforcer.model.policy import AwsScope
-from tenant_enforcer.state.prior import PriorStateStore
 from tenant_enforcer.targets.aws.base import ENFORCED_TAG
 from tenant_enforcer.targets.aws.compute import (
     HELD_SUSPENDED,
     AutoScalingGroupTarget,
     Ec2InstanceTarget,
 )
-from tenant_enforcer.targets.aws.session import AwsSessions, AwsSettings
-from tenant_enforcer.targets.base import Clients, Target, TenantScope
+from tenant_enforcer.targets.base import Target
 from tenant_enforcer.targets.errors import AwsTargetError, ErrorClass
 
-REGION = "us-east-1"
-TAG_KEY = "tenant"
 COMPUTE = (AutoScalingGroupTarget, Ec2InstanceTarget)
-READ_PREFIXES = ("Describe", "List", "Get")
 
 
 # --- the tenant's AWS estate and what we compare -------------------------------------------
@@ -362,93 +353,15 @@ def test_a_denied_read_stalls_the_tenant_and_changes_nothing(
 # --- the targets driven directly, with botocore hooks ----------------------------------------
 
 
-class Calls:
-    """Every AWS operation the clients make, as IAM action names (`before-call`: once per
-    operation, retries included)."""
-
-    def __init__(self) -> None:
-        self.actions: list[str] = []
-
-    def __call__(self, model: Any, **_: Any) -> None:
-        self.actions.append(f"{model.service_model.signing_name}:{model.name}")
-
-    @property
-    def mutating(self) -> list[str]:
-        return [a for a in self.actions if not a.split(":", 1)[1].startswith(READ_PREFIXES)]
-
-
-class _Body:
-    def __init__(self, body: bytes) -> None:
-        self.body = body
-
-    def stream(self, **_: Any) -> Iterator[bytes]:
-        yield self.body
-
-
-def query_error(code: str, status: int = 400) -> AWSResponse:
-    body = (
-        f"<ErrorResponse><Error><Type>Sender</Type><Code>{code}</Code><Message>injected</Message>"
-        "</Error><RequestId>test</RequestId></ErrorResponse>"
-    ).encode()
-    return AWSResponse("http://injected", status, {}, _Body(body))
-
-
-class Faults:
-    """A `before-send` hook answering chosen operations with an error, `times` times."""
-
-    def __init__(self, operation: str, code: str, status: int = 400, times: int = 1_000) -> None:
-        self.operation, self.code, self.status, self.left = operation, code, status, times
-        self.sent = 0
-
-    def __call__(self, event_name: str, **_: Any) -> AWSResponse | None:
-        if event_name.rsplit(".", 1)[-1] != self.operation or self.left <= 0:
-            return None
-        self.left -= 1
-        self.sent += 1
-        return query_error(self.code, self.status)
-
-
-class Driver:
-    """The reconcile's observe → plan → act steps for the AWS compute targets only."""
-
-    def __init__(
-        self,
-        kube: Kube,
-        aws: MotoServer,
-        tenant: str,
-        hooks: list[tuple[str, Any]],
-        kinds: tuple[type[Target], ...] = COMPUTE,
-        store: str = "",
-    ) -> None:
-        sessions = AwsSessions(AwsSettings(endpoint_url=aws.endpoint))
-        sessions.hooks.extend(hooks)
-        self.targets: dict[str, Target] = {cls.kind: cls(Clients(kube=None, aws=sessions)) for cls in kinds}
-        namespace = f"state-{tenant}{store}"  # the prior-state store: one per driver
-        kube.namespace(namespace)
-        self.store = PriorStateStore(kube.api, namespace)
-        self.actuator = Actuator(self.targets, self.store)
-        self.traits = {kind: t.traits() for kind, t in self.targets.items()}
-        self.scope = TenantScope(tenant, aws=AwsScope((REGION,), TAG_KEY, tenant))
-
-    def observe(self) -> tuple[TenantScope, list[Any]]:
-        scope = replace(self.scope, saved=self.store.load(self.scope.tenant))
-        return scope, [obs for t in self.targets.values() for obs in t.discover(scope)]
-
-    def reconcile(self, level: Level) -> tuple[list[Action], ApplyResult]:
-        scope, inventory = self.observe()
-        actions = plan(level, inventory, self.traits)
-        return actions, self.actuator.run(actions, inventory, scope)
-
-    def close(self) -> None:
-        self.actuator.close()
-
-
 @pytest.fixture
-def driver(kube: Kube, aws: MotoServer, unique: str) -> Iterator[Callable[..., Driver]]:
-    made: list[Driver] = []
+def driver(kube: Kube, aws: MotoServer, unique: str) -> Iterator[Callable[..., AwsDriver]]:
+    """Makes drivers for the AWS compute targets only (or the `kinds` given), each with its
+    own prior-state store."""
+    made: list[AwsDriver] = []
 
-    def make(*hooks: tuple[str, Any], kinds: tuple[type[Target], ...] = COMPUTE) -> Driver:
-        made.append(Driver(kube, aws, f"aws-{unique}", list(hooks), kinds, f"-{len(made)}" if made else ""))
+    def make(kinds: tuple[type[Target], ...] = COMPUTE) -> AwsDriver:
+        store = f"-{len(made)}" if made else ""
+        made.append(AwsDriver(kube, aws, f"aws-{unique}", None, kinds=kinds, store=store))
         return made[-1]
 
     yield make
@@ -457,7 +370,7 @@ def driver(kube: Kube, aws: MotoServer, unique: str) -> Iterator[Callable[..., D
 
 
 def test_every_call_made_is_declared_and_every_declared_action_is_used(
-    aws: MotoServer, driver: Callable[..., Driver], unique: str
+    aws: MotoServer, driver: Callable[..., AwsDriver], unique: str
 ) -> None:
     mine = estate(aws, f"aws-{unique}")
     # Launch suspended by the tenant: the lift resumes it for the instances to leave Standby
@@ -467,29 +380,27 @@ def test_every_call_made_is_declared_and_every_declared_action_is_used(
     )
     before = describe(aws)
     for target in COMPUTE:  # each driven alone: the group target calls EC2 too
-        calls = Calls()
-        d = driver(("before-call", calls), kinds=(target,))
-        _, result = d.reconcile(Level.SCALE_DOWN)
+        d = driver(kinds=(target,))
+        result = d.reconcile(Level.SCALE_DOWN)
         assert not result.failed, result
-        _, result = d.reconcile(Level.NONE)
+        result = d.reconcile(Level.NONE)
         assert not result.failed and not result.conflicts, result
         assert describe(aws) == before
-        made = set(calls.actions)
+        made = set(d.calls)
         assert made <= set(target.iam), f"{target.__name__} calls undeclared {sorted(made - set(target.iam))}"
         assert made == set(target.iam), f"{target.__name__} declares unused {sorted(set(target.iam) - made)}"
 
 
 def test_a_second_reconcile_makes_no_mutating_call(
-    aws: MotoServer, driver: Callable[..., Driver], unique: str
+    aws: MotoServer, driver: Callable[..., AwsDriver], unique: str
 ) -> None:
     estate(aws, f"aws-{unique}")
-    calls = Calls()
-    d = driver(("before-call", calls))
+    d = driver()
     d.reconcile(Level.SCALE_DOWN)
-    calls.actions.clear()
-    actions, result = d.reconcile(Level.SCALE_DOWN)
-    assert actions == [] and not result.failed
-    assert calls.mutating == []
+    d.calls.clear()
+    result = d.reconcile(Level.SCALE_DOWN)
+    assert d.last_actions == [] and not result.failed
+    assert d.mutating == []
 
 
 @pytest.mark.parametrize(
@@ -498,7 +409,7 @@ def test_a_second_reconcile_makes_no_mutating_call(
 )
 def test_a_failing_read_changes_nothing_and_names_the_call_and_code(
     aws: MotoServer,
-    driver: Callable[..., Driver],
+    driver: Callable[..., AwsDriver],
     unique: str,
     code: str,
     status: int,
@@ -506,8 +417,8 @@ def test_a_failing_read_changes_nothing_and_names_the_call_and_code(
 ) -> None:
     mine = estate(aws, f"aws-{unique}")
     before = describe(aws)
-    calls, faults = Calls(), Faults("DescribeAutoScalingGroups", code, status)
-    d = driver(("before-call", calls), ("before-send.auto-scaling.DescribeAutoScalingGroups", faults))
+    d = driver()
+    fault = d.refuse("DescribeAutoScalingGroups", code, status)
     with pytest.raises(AwsTargetError) as failed:
         d.reconcile(Level.SCALE_DOWN)
     # What the reconcile turns into Stalled: ObserveFailed (fatal) or a retry (transient).
@@ -515,24 +426,24 @@ def test_a_failing_read_changes_nothing_and_names_the_call_and_code(
     assert failed.value.error_class is error_class
     assert str(failed.value) == f"autoscaling.describe_auto_scaling_groups: {code}"
     # A throttled read is retried (session.RETRIES: 5 retries after the first try), then given up.
-    assert faults.sent == (6 if error_class is ErrorClass.TRANSIENT else 1)
-    assert calls.mutating == []
+    assert fault.sent == (6 if error_class is ErrorClass.TRANSIENT else 1)
+    assert d.mutating == []
     assert describe(aws) == before
     assert d.store.load(f"aws-{unique}") == {}
     assert mine["group"] in before["groups"]
 
 
 def test_a_failure_in_the_middle_leaves_each_resource_done_or_untouched_and_the_next_reconcile_completes(
-    aws: MotoServer, driver: Callable[..., Driver], unique: str
+    aws: MotoServer, driver: Callable[..., AwsDriver], unique: str
 ) -> None:
     mine = estate(aws, f"aws-{unique}")
     before = describe(aws)
     members = sorted(before["groups"][mine["group"]]["Members"])
     # Not a code botocore retries: the operation fails once, as seen by the actuator.
-    faults = Faults("EnterStandby", "ResourceContention", times=1)
-    d = driver(("before-send.auto-scaling.EnterStandby", faults))
+    d = driver()
+    d.refuse("EnterStandby", "ResourceContention", 400, times=1)
 
-    _, result = d.reconcile(Level.SCALE_DOWN)
+    result = d.reconcile(Level.SCALE_DOWN)
     assert result.transient == ["autoscaling.EnterStandby: ResourceContention"], result
     now = describe(aws)
     group, was = now["groups"][mine["group"]], before["groups"][mine["group"]]
@@ -552,44 +463,44 @@ def test_a_failure_in_the_middle_leaves_each_resource_done_or_untouched_and_the_
 
     _, inventory = d.observe()
     assert [o.ref.name for o in inventory if o.drifted] == [mine["group"]]
-    _, result = d.reconcile(Level.SCALE_DOWN)
+    result = d.reconcile(Level.SCALE_DOWN)
     assert not result.failed, result
     held_as_expected(describe(aws), mine, before)
-    assert d.reconcile(Level.SCALE_DOWN)[0] == []
+    d.reconcile(Level.SCALE_DOWN)
+    assert d.last_actions == []
 
-    _, result = d.reconcile(Level.NONE)
+    result = d.reconcile(Level.NONE)
     assert not result.failed and not result.conflicts, result
     assert describe(aws) == before
 
 
 @pytest.mark.parametrize("operation", ["StartInstances", "ExitStandby", "UpdateAutoScalingGroup"])
 def test_a_lift_cut_short_is_finished_by_the_next_one(
-    aws: MotoServer, driver: Callable[..., Driver], unique: str, operation: str
+    aws: MotoServer, driver: Callable[..., AwsDriver], unique: str, operation: str
 ) -> None:
     mine = estate(aws, f"aws-{unique}")
     before = describe(aws)
-    faults = Faults(operation, "ResourceContention", times=0)
-    service = "ec2" if operation == "StartInstances" else "auto-scaling"
-    d = driver((f"before-send.{service}.{operation}", faults), kinds=(AutoScalingGroupTarget,))
-    _, result = d.reconcile(Level.SCALE_DOWN)
+    d = driver(kinds=(AutoScalingGroupTarget,))
+    fault = d.refuse(operation, "ResourceContention", 400, times=0)
+    result = d.reconcile(Level.SCALE_DOWN)
     assert not result.failed, result
 
-    faults.left = 1
-    _, result = d.reconcile(Level.NONE)
-    assert faults.sent == 1
+    fault.times = 1
+    result = d.reconcile(Level.NONE)
+    assert fault.sent == 1
     assert len(result.transient) == 1 and operation in result.transient[0], result
     assert {ref.name for ref in d.store.load(f"aws-{unique}")} == {mine["group"]}  # kept for the retry
     group = describe(aws)["groups"][mine["group"]]
     assert set(group["Members"]) == set(before["groups"][mine["group"]]["Members"])  # none lost
 
-    _, result = d.reconcile(Level.NONE)
+    result = d.reconcile(Level.NONE)
     assert not result.failed and not result.conflicts, result
     assert describe(aws) == before
     assert d.store.load(f"aws-{unique}") == {}
 
 
 def test_drift_is_reasserted_and_a_restore_reports_sizes_changed_meanwhile(
-    aws: MotoServer, driver: Callable[..., Driver], unique: str
+    aws: MotoServer, driver: Callable[..., AwsDriver], unique: str
 ) -> None:
     mine = estate(aws, f"aws-{unique}")
     before = describe(aws)
@@ -600,12 +511,12 @@ def test_drift_is_reasserted_and_a_restore_reports_sizes_changed_meanwhile(
 
     _, inventory = d.observe()
     assert [o.ref.name for o in inventory if o.drifted] == [mine["running"]]
-    actions, result = d.reconcile(Level.SCALE_DOWN)
-    assert [(a.ref.name, a.reassert) for a in actions] == [(mine["running"], True)]
+    d.reconcile(Level.SCALE_DOWN)
+    assert [(a.ref.name, a.reassert) for a in d.last_actions] == [(mine["running"], True)]
     assert describe(aws)["instances"][mine["running"]]["State"] == "stopped"
 
     asg.update_auto_scaling_group(AutoScalingGroupName=mine["group"], MaxSize=3)  # changed while held
-    _, result = d.reconcile(Level.NONE)
+    result = d.reconcile(Level.NONE)
     assert not result.failed
     assert len(result.conflicts) == 1 and "MaxSize was changed to 3" in result.conflicts[0], result.conflicts
     group = describe(aws)["groups"][mine["group"]]
@@ -617,7 +528,7 @@ def test_drift_is_reasserted_and_a_restore_reports_sizes_changed_meanwhile(
 
 
 def test_a_held_resource_that_lost_the_tenant_tag_is_still_given_back_and_gone_ones_are_forgotten(
-    aws: MotoServer, driver: Callable[..., Driver], unique: str
+    aws: MotoServer, driver: Callable[..., AwsDriver], unique: str
 ) -> None:
     tenant = f"aws-{unique}"
     mine = estate(aws, tenant)
@@ -629,7 +540,7 @@ def test_a_held_resource_that_lost_the_tenant_tag_is_still_given_back_and_gone_o
         TagSpecifications=[{"ResourceType": "instance", "Tags": [{"Key": TAG_KEY, "Value": tenant}]}],
     )["Instances"][0]["InstanceId"]
     d = driver()
-    _, result = d.reconcile(Level.SCALE_DOWN)
+    result = d.reconcile(Level.SCALE_DOWN)
     assert not result.failed
     # While held, the tenant untags one instance we stopped and terminates another.
     ec2.delete_tags(Resources=[mine["running"]], Tags=[{"Key": TAG_KEY}])
@@ -638,9 +549,10 @@ def test_a_held_resource_that_lost_the_tenant_tag_is_still_given_back_and_gone_o
     by_name = {o.ref.name: o for o in inventory}
     assert by_name[mine["running"]].applied == Level.SCALE_DOWN  # found through its record
     assert by_name[extra].applied == Level.SCALE_DOWN and not by_name[extra].state  # gone
-    assert d.reconcile(Level.SCALE_DOWN)[0] == []
+    d.reconcile(Level.SCALE_DOWN)
+    assert d.last_actions == []
 
-    _, result = d.reconcile(Level.NONE)
+    result = d.reconcile(Level.NONE)
     assert not result.failed and not result.conflicts, result
     now = describe(aws)["instances"]
     assert now[mine["running"]] == {"State": "running", "Tags": {}}  # started again, marker removed
