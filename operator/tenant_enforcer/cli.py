@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -68,13 +68,14 @@ def _load_docs(paths: Sequence[Path]) -> list[dict[str, object]]:
 def _cmd_validate(args: argparse.Namespace) -> int:
     """A quick offline check with the operator's own parser; the API server has the last word."""
     from tenant_enforcer.model.ladder import Ladder
-    from tenant_enforcer.model.policy import TenantPolicy
+    from tenant_enforcer.model.policy import Approval, TenantPolicy
     from tenant_enforcer.model.verdict import Verdict
 
-    parsers = {
+    parsers: dict[str, Callable[[dict[str, object]], object]] = {
         "EnforcementLadder": Ladder.from_resource,
         "TenantPolicy": TenantPolicy.from_resource,
         "ModerationVerdict": Verdict.from_resource,
+        "EnforcementApproval": Approval.from_resource,
     }
     bad = 0
     for doc in _load_docs(args.files):
@@ -93,10 +94,11 @@ def _cmd_validate(args: argparse.Namespace) -> int:
 
 
 def _cmd_plan(args: argparse.Namespace) -> int:
-    """What the ladder decides for these verdicts at a given time: no cluster needed."""
+    """What the ladder decides for these verdicts (and approvals) at a given time: no cluster needed."""
     from tenant_enforcer.core.ladder import evaluate
     from tenant_enforcer.model.duration import format_time, parse_time
     from tenant_enforcer.model.ladder import Ladder
+    from tenant_enforcer.model.policy import Approval
     from tenant_enforcer.model.verdict import Verdict
 
     docs = _load_docs(args.files)
@@ -106,7 +108,8 @@ def _cmd_plan(args: argparse.Namespace) -> int:
         return 2
     verdicts = [Verdict.from_resource(d) for d in docs if d.get("kind") == "ModerationVerdict"]
     now = parse_time(args.at) if args.at else datetime.now(UTC)
-    decision = evaluate(ladders[0], verdicts, now)
+    approvals = [Approval.from_resource(d) for d in docs if d.get("kind") == "EnforcementApproval"]
+    decision = evaluate(ladders[0], verdicts, now, approvals=approvals)
     print(
         yaml.safe_dump(
             {
@@ -188,11 +191,11 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--dir", type=Path)
     demo.set_defaults(func=_cmd_demo)
 
-    validate = sub.add_parser("validate", help="check ladder/policy/verdict YAML files offline")
+    validate = sub.add_parser("validate", help="check ladder/policy/verdict/approval YAML files offline")
     validate.add_argument("files", nargs="+", type=Path)
     validate.set_defaults(func=_cmd_validate)
 
-    plan = sub.add_parser("plan", help="decide the level for a ladder and verdict files, offline")
+    plan = sub.add_parser("plan", help="decide the level for a ladder, verdict and approval files, offline")
     plan.add_argument("files", nargs="+", type=Path)
     plan.add_argument("--at", help="RFC 3339 time to decide at (default: now)")
     plan.set_defaults(func=_cmd_plan)
