@@ -121,6 +121,28 @@ class AwsScope:
 
 
 @dataclass(frozen=True)
+class Contacts:
+    """Where the tenant is told about enforcement (spec.contacts)."""
+
+    webhook_url: str | None = None
+    sns_topic_arn: str | None = None
+    emails: tuple[str, ...] = ()  # declared by the CRD; nothing sends e-mail yet
+
+    @property
+    def channels(self) -> tuple[str, ...]:
+        """The channels the operator sends notices to: "webhook", "sns"."""
+        return tuple(n for n, v in (("webhook", self.webhook_url), ("sns", self.sns_topic_arn)) if v)
+
+    @classmethod
+    def from_spec(cls, spec: Mapping[str, Any]) -> Contacts:
+        return cls(
+            webhook_url=spec.get("webhookUrl") or None,
+            sns_topic_arn=spec.get("snsTopicArn") or None,
+            emails=tuple(spec.get("emails") or ()),
+        )
+
+
+@dataclass(frozen=True)
 class TenantPolicy:
     name: str
     tenant: str
@@ -131,6 +153,7 @@ class TenantPolicy:
     aws: AwsScope | None = None
     generation: int = 0
     created_at: datetime | None = None
+    contacts: Contacts = Contacts()
 
     def owns(self, namespace: str, labels: Mapping[str, str]) -> bool:
         if namespace in self.namespace_names:
@@ -162,4 +185,5 @@ class TenantPolicy:
             aws=AwsScope.from_spec(spec["aws"]) if spec.get("aws") else None,
             generation=int(meta.get("generation") or 0),
             created_at=parse_time(created) if created else None,
+            contacts=Contacts.from_spec(spec.get("contacts") or {}),
         )
