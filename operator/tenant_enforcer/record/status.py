@@ -44,6 +44,7 @@ class Outcome:
     evidence: tuple[str, ...] = ()  # evidence snapshots taken for this tenant (where they are)
     object_due: tuple[datetime, ...] = ()  # targets' own due times (retention ends), for the scheduler
     extra_conditions: tuple[c.Condition, ...] = field(default_factory=tuple)
+    applied: tuple[Action, ...] = ()  # of the planned actions, those done (for the audit log)
 
     @property
     def target(self) -> Level:
