@@ -11,13 +11,17 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 from kubehelpers import AuditLog as ApiServerAudit
 from kubehelpers import Kube, wait_for
 
 from tenant_enforcer.cli import main
+from tenant_enforcer.controller.runner import OperatorConfig, audit_log_path
+from tenant_enforcer.devcluster.helm import helm_template
 from tenant_enforcer.record.audit import AuditLog, AuditLogError
 from tenant_enforcer.record.chain import SEGMENT_STARTED, verify, verify_files
 
+CHART = Path(__file__).resolve().parents[2] / "charts" / "tenant-enforcer"
 NOTICE_RULE = [{"name": "spam", "categories": ["spam"], "level": "Notice"}]
 
 
@@ -175,3 +179,16 @@ def test_a_log_whose_last_record_was_edited_is_refused(tmp_path: Path) -> None:
     path.write_text(path.read_text().replace('"to":"Notice"', '"to":"None"'))
     with pytest.raises(AuditLogError, match="line 1 fails its hash"):
         AuditLog(path, "me", "ops")
+
+
+def test_the_chart_keeps_the_default_audit_log_on_the_evidence_volume() -> None:
+    docs = [d for d in yaml.safe_load_all(helm_template(CHART, "te", "te-system", {})) if d]
+    [deployment] = [d for d in docs if d["kind"] == "Deployment"]
+    [container] = deployment["spec"]["template"]["spec"]["containers"]
+    assert "--audit-log" not in container["command"]  # the default is used
+    [mount] = [m for m in container["volumeMounts"] if m["name"] == "evidence"]
+    assert audit_log_path(OperatorConfig()).parent == Path(mount["mountPath"])
+    assert audit_log_path(OperatorConfig(evidence_dir="s3://bucket/x")).parent == Path(mount["mountPath"])
+    assert audit_log_path(OperatorConfig(evidence_dir="/e", audit_log=Path("/a/l.jsonl"))) == Path(
+        "/a/l.jsonl"
+    )
