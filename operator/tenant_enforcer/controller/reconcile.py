@@ -18,10 +18,12 @@ from typing import Any
 from tenant_enforcer.controller.act import Actuator
 from tenant_enforcer.controller.store import ClusterView, PolicyEntry, Snapshot
 from tenant_enforcer.core.ladder import evaluate
+from tenant_enforcer.core.notice import NoticeContext
 from tenant_enforcer.core.plan import plan
 from tenant_enforcer.core.scope import precedence, resolve_scope
 from tenant_enforcer.model.ladder import Mode
 from tenant_enforcer.model.levels import Level
+from tenant_enforcer.record.notices import NoticeSubject
 from tenant_enforcer.record.recorder import Recorder, Subject, held_level
 from tenant_enforcer.record.status import Outcome, Problem
 from tenant_enforcer.targets.base import TenantScope
@@ -94,16 +96,21 @@ class Reconciler:
                 )
             outcome, retry = self._reconcile_policy(winner, snap, now)
             outcomes[winner.name] = outcome
-            self.recorder.policy(
-                _subject(winner), outcome, _generation(winner), now, verdict_uids,
-                tenant=tenant, approvals=[a.approval for a in snap.approvals if a.approval],
-            )  # fmt: skip
+            notice_due = self.recorder.policy(
+                _subject(winner),
+                outcome,
+                _generation(winner),
+                now,
+                verdict_uids,
+                notice=_notice_subject(winner, snap),
+            )
             if outcome.decision:
                 for v in snap.verdicts:
                     self.recorder.verdict(_subject(v), v.verdict, v.error, outcome.decision, tenant, True)
             next_due = outcome.decision.next_due if outcome.decision else None
             if outcome.level > Level.NONE:
                 next_due = min(filter(None, (next_due, now + RESYNC, *outcome.object_due)))
+            next_due = min(filter(None, (next_due, notice_due)), default=None)  # a notice to retry
             return ReconcileResult(next_due, retry, outcomes)
 
     def _reconcile_policy(self, entry: PolicyEntry, snap: Snapshot, now: datetime) -> tuple[Outcome, bool]:
@@ -196,8 +203,25 @@ class Reconciler:
             conflicts=tuple(result.conflicts),
             evidence=evidence,
             object_due=due,
-            applied=tuple(result.done),
         ), bool(result.transient)
+
+
+def _notice_subject(entry: PolicyEntry, snap: Snapshot) -> NoticeSubject | None:
+    """Who to tell about this tenant, and the verdicts a notice names (record/notices.py)."""
+    if entry.policy is None:
+        return None
+    verdicts = {v.name: v.verdict for v in snap.verdicts if v.verdict}
+    ladder = snap.ladders.get(entry.policy.ladder)
+    context = NoticeContext(
+        entry.policy.tenant,
+        entry.name,
+        entry.uid,
+        verdicts,
+        ladder=ladder.ladder if ladder else None,
+        hold=entry.policy.hold,
+        approvals=tuple(a.approval for a in snap.approvals if a.approval),
+    )
+    return NoticeSubject(context, entry.policy.contacts, entry.policy.aws)
 
 
 def _generation(entry: PolicyEntry) -> int:

@@ -6,19 +6,18 @@ and reading a stale status back would repeat a patch and its Events.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from tenant_enforcer.core.ladder import Decision
 from tenant_enforcer.model.levels import Level
-from tenant_enforcer.model.policy import Approval
 from tenant_enforcer.model.verdict import Outcome as VerdictOutcome
 from tenant_enforcer.model.verdict import Verdict, VerdictState
 from tenant_enforcer.record import events as ev
-from tenant_enforcer.record.audit import AuditLog, audit_payload
 from tenant_enforcer.record.events import EventRecorder, Involved
+from tenant_enforcer.record.notices import NoticeStep, NoticeSubject, Notifier
 from tenant_enforcer.record.status import Outcome, changed, policy_status
 from tenant_enforcer.record.writer import POLICIES, VERDICTS, StatusWriter
 
@@ -40,11 +39,11 @@ def held_level(status: Mapping[str, Any]) -> Level:
 
 
 class Recorder:
-    def __init__(self, writer: StatusWriter, events: EventRecorder) -> None:
+    def __init__(self, writer: StatusWriter, events: EventRecorder, notifier: Notifier | None = None) -> None:
         self.writer = writer
         self.events = events
+        self.notifier = notifier
         self._written: dict[str, Mapping[str, Any]] = {}
-        self.audit: AuditLog | None = None  # set by the runner: the tamper-evident decision log
 
     def previous(self, subject: Subject) -> Mapping[str, Any]:
         return self._written.get(subject.uid, subject.status)
@@ -59,25 +58,30 @@ class Recorder:
         generation: int,
         now: datetime,
         verdict_uids: Mapping[str, str],
-        tenant: str | None = None,  # given for the policy that holds the tenant: its audit records
-        approvals: Sequence[Approval] = (),
-    ) -> None:
+        notice: NoticeSubject | None = None,
+    ) -> datetime | None:
+        """Returns when a failed notice is to be retried, if one is."""
         previous = self.previous(subject)
-        if self.audit and tenant is not None:  # first: what was done stays on record if a patch fails
-            entry = audit_payload(tenant, subject.name, previous, outcome, approvals, self.audit)
-            if entry:
-                self.audit.append(entry)
         status = policy_status(previous, outcome, generation, now)
+        step = NoticeStep({k: previous.get(k) for k in ("lastNotice", "pendingNotice")})
+        if notice and self.notifier:
+            step = self.notifier.step(
+                previous, notice, outcome.level, outcome.target, outcome.decision, outcome.dry_run, now
+            )
+        status.update(step.fields)
         patch = changed(previous, status)
         if patch:
             self.writer.patch(POLICIES, subject.name, patch)
             self._written[subject.uid] = status
             self._policy_events(subject, previous, outcome, verdict_uids)
+        for reason, message, warning in step.events:
+            self.events.emit(Involved("TenantPolicy", subject.name, subject.uid), reason, message, warning)
         # Only seen at the moment of a restore: one Event each, always.
         for note in outcome.conflicts:
             self.events.emit(
                 Involved("TenantPolicy", subject.name, subject.uid), ev.NOT_RESTORED, note, warning=True
             )
+        return step.due
 
     def _policy_events(
         self, subject: Subject, previous: Mapping[str, Any], outcome: Outcome, verdict_uids: Mapping[str, str]
