@@ -24,6 +24,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
             liveness=args.liveness,
             evidence_dir=args.evidence_dir,
             aws_endpoint_url=args.aws_endpoint_url,
+            audit_log=args.audit_log,
             notice_secret=args.notice_secret,
         )
     )
@@ -134,6 +135,18 @@ def _cmd_plan(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_audit(args: argparse.Namespace) -> int:
+    """Check an audit log's hash chain, or print its records."""
+    from tenant_enforcer.record.audit import show_lines, verify_report
+
+    if args.action == "verify":
+        code, lines = verify_report(args.files)
+    else:
+        code, lines = show_lines(args.files, args.tenant)
+    print("\n".join(lines))
+    return code
+
+
 def _cmd_restore(args: argparse.Namespace) -> int:
     """Create a tenant's objects again from a Deprovision evidence snapshot."""
     from tenant_enforcer.restore import api_client, restore_snapshot
@@ -180,6 +193,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     run.add_argument("--aws-endpoint-url", help="AWS API endpoint override (LocalStack, moto); default: AWS")
     run.add_argument(
+        "--audit-log",
+        type=Path,
+        help="the hash-chained audit log (JSON Lines); default: audit.jsonl in --evidence-dir, "
+        "or /var/lib/tenant-enforcer/evidence/audit.jsonl when that is s3://",
+    )
+    run.add_argument(
         "--notice-secret",
         help="Secret in --namespace whose key hmac-key signs webhook notices; unset: webhooks are not called",
     )
@@ -216,6 +235,14 @@ def build_parser() -> argparse.ArgumentParser:
     restore.add_argument("--dry-run", action="store_true", help="server-side dry run: nothing is created")
     restore.add_argument("--aws-endpoint-url", help="for an s3:// evidence location: endpoint override")
     restore.set_defaults(func=_cmd_restore)
+
+    audit = sub.add_parser("audit", help="verify or show the operator's audit log")
+    audit.add_argument("action", choices=["verify", "show"])
+    audit.add_argument(
+        "files", nargs="+", type=Path, help="the log; after a torn one, its segments in order"
+    )
+    audit.add_argument("--tenant", help="show: only this tenant's records")
+    audit.set_defaults(func=_cmd_audit)
     return parser
 
 

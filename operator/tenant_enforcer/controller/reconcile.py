@@ -97,13 +97,10 @@ class Reconciler:
             outcome, retry = self._reconcile_policy(winner, snap, now)
             outcomes[winner.name] = outcome
             notice_due = self.recorder.policy(
-                _subject(winner),
-                outcome,
-                _generation(winner),
-                now,
-                verdict_uids,
+                _subject(winner), outcome, _generation(winner), now, verdict_uids,
+                tenant=tenant, approvals=[a.approval for a in snap.approvals if a.approval],
                 notice=_notice_subject(winner, snap),
-            )
+            )  # fmt: skip
             if outcome.decision:
                 for v in snap.verdicts:
                     self.recorder.verdict(_subject(v), v.verdict, v.error, outcome.decision, tenant, True)
@@ -203,6 +200,7 @@ class Reconciler:
             conflicts=tuple(result.conflicts),
             evidence=evidence,
             object_due=due,
+            applied=tuple(result.done),
         ), bool(result.transient)
 
 

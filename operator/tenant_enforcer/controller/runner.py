@@ -19,6 +19,7 @@ from tenant_enforcer.controller.reconcile import Reconciler
 from tenant_enforcer.controller.store import ClusterView
 from tenant_enforcer.controller.watch import EnforcedObjectsWatch
 from tenant_enforcer.controller.workers import Workers
+from tenant_enforcer.record.audit import AuditLog, default_actor
 from tenant_enforcer.record.events import EventRecorder
 from tenant_enforcer.record.notices import Notifier
 from tenant_enforcer.record.recorder import Recorder
@@ -45,6 +46,20 @@ class OperatorConfig:
     aws_endpoint_url: str | None = None  # AWS API endpoint override (moto, LocalStack); None: AWS
     # Secret (key hmac-key) in `namespace` signing webhook notices; None: webhooks are not called.
     notice_secret: str | None = None
+    # The audit log (hash-chained JSON Lines). None: audit.jsonl in evidence_dir when that is a
+    # directory, else DEFAULT_AUDIT_LOG: on the chart's evidence volume either way.
+    audit_log: Path | None = None
+
+
+DEFAULT_AUDIT_LOG = Path("/var/lib/tenant-enforcer/evidence/audit.jsonl")
+
+
+def audit_log_path(conf: OperatorConfig) -> Path:
+    if conf.audit_log is not None:
+        return Path(conf.audit_log)
+    if str(conf.evidence_dir).startswith("s3://"):
+        return DEFAULT_AUDIT_LOG
+    return Path(conf.evidence_dir) / "audit.jsonl"
 
 
 def kube_configuration(kubeconfig: Path | None) -> Any:
@@ -121,6 +136,8 @@ def run(
     conf: OperatorConfig, stop: threading.Event | None = None, ready: threading.Event | None = None
 ) -> None:
     """Run until `stop` is set (or a signal, when on the main thread)."""
+    # First: an audit log whose end fails its hash stops the operator here (AuditLogError).
+    audit = AuditLog(audit_log_path(conf), default_actor(conf.namespace), conf.namespace)
     cfg = kube_configuration(conf.kubeconfig)
     cfg.connection_pool_maxsize = max(4, conf.workers * 2)
     api = client.ApiClient(cfg)
@@ -134,6 +151,7 @@ def run(
     writer = StatusWriter(api)
     actuator = Actuator(targets, PriorStateStore(api, conf.namespace))
     recorder = Recorder(writer, EventRecorder(api), Notifier(api, conf.namespace, conf.notice_secret, aws))
+    recorder.audit = audit
     reconciler = Reconciler(view, actuator, recorder, conf.namespace, conf.dry_run)
     registry = kopf.OperatorRegistry()
     register_handlers(registry, Runtime(view, queue, reconciler, writer, lambda: connection_info(cfg)))
@@ -157,4 +175,5 @@ def run(
         enforced_watch.stop()
         workers.stop()
         actuator.close()
+        audit.close()
         api.close()  # type: ignore[no-untyped-call]

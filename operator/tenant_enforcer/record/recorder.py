@@ -6,16 +6,18 @@ and reading a stale status back would repeat a patch and its Events.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from tenant_enforcer.core.ladder import Decision
 from tenant_enforcer.model.levels import Level
+from tenant_enforcer.model.policy import Approval
 from tenant_enforcer.model.verdict import Outcome as VerdictOutcome
 from tenant_enforcer.model.verdict import Verdict, VerdictState
 from tenant_enforcer.record import events as ev
+from tenant_enforcer.record.audit import AuditLog, audit_payload
 from tenant_enforcer.record.events import EventRecorder, Involved
 from tenant_enforcer.record.notices import NoticeStep, NoticeSubject, Notifier
 from tenant_enforcer.record.status import Outcome, changed, policy_status
@@ -44,6 +46,7 @@ class Recorder:
         self.events = events
         self.notifier = notifier
         self._written: dict[str, Mapping[str, Any]] = {}
+        self.audit: AuditLog | None = None  # set by the runner: the tamper-evident decision log
 
     def previous(self, subject: Subject) -> Mapping[str, Any]:
         return self._written.get(subject.uid, subject.status)
@@ -58,10 +61,16 @@ class Recorder:
         generation: int,
         now: datetime,
         verdict_uids: Mapping[str, str],
+        tenant: str | None = None,  # given for the policy that holds the tenant: its audit records
+        approvals: Sequence[Approval] = (),
         notice: NoticeSubject | None = None,
     ) -> datetime | None:
         """Returns when a failed notice is to be retried, if one is."""
         previous = self.previous(subject)
+        if self.audit and tenant is not None:  # first: what was done stays on record if a patch fails
+            entry = audit_payload(tenant, subject.name, previous, outcome, approvals, self.audit)
+            if entry:
+                self.audit.append(entry)
         status = policy_status(previous, outcome, generation, now)
         step = NoticeStep({k: previous.get(k) for k in ("lastNotice", "pendingNotice")})
         if notice and self.notifier:
