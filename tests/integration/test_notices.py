@@ -92,14 +92,16 @@ def own_kube(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Kube]:
 
 
 @contextmanager
-def operator(cluster: LocalCluster, workdir: Path, aws: MotoServer) -> Iterator[None]:
+def operator(
+    cluster: LocalCluster, workdir: Path, aws: MotoServer, notice_secret: str | None = SECRET
+) -> Iterator[None]:
     conf = OperatorConfig(
         kubeconfig=cluster.kubeconfig_for(OPERATOR_USER),
         namespace=OPERATOR_NAMESPACE,
         workers=2,
         evidence_dir=workdir / "evidence",
         aws_endpoint_url=aws.endpoint,
-        notice_secret=SECRET,
+        notice_secret=notice_secret,
     )
     stop, ready = threading.Event(), threading.Event()
     thread = threading.Thread(target=run, args=(conf,), kwargs={"stop": stop, "ready": ready}, daemon=True)
@@ -263,6 +265,21 @@ def test_dry_run_shows_the_notice_and_sends_nothing(
         _reconciled_again(kube, tenant, ["ops@example.com"])
         assert hook.received == []
         assert len([e for e in kube.events_for(tenant) if e.reason == "NoticeDryRun"]) == 1
+
+
+def test_without_a_signing_key_the_webhook_is_not_called_and_status_says_so_once(
+    own_kube: Kube, aws: MotoServer, hook: Hook, unique: str, tmp_path: Path
+) -> None:
+    kube = own_kube
+    with operator(kube.cluster, tmp_path, aws, notice_secret=None):
+        tenant = _tenant(kube, unique, {"webhookUrl": hook.url})
+        kube.verdict(f"v-{unique}", tenant, category="fraud", severity="high")
+        last = wait_for("lastNotice", lambda: kube.status(POLICIES, tenant).get("lastNotice"))
+        assert last["channels"] == [] and "no HMAC key" in last["skipped"][0]
+        assert kube.status(POLICIES, tenant)["level"] == "Notice"
+        _reconciled_again(kube, tenant, ["ops@example.com"])
+        assert hook.received == []
+        assert len([e for e in kube.events_for(tenant) if e.reason == "NoticeSkipped"]) == 1
 
 
 def test_chart_passes_the_notice_secret_and_may_read_only_that_secret() -> None:
