@@ -21,7 +21,7 @@ import threading
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from tenant_enforcer.core.plan import Action
 from tenant_enforcer.model.duration import format_time
@@ -49,6 +49,16 @@ class AuditLogError(RuntimeError):
     """The audit log cannot be continued safely; the operator refuses to start."""
 
 
+class Writer(Protocol):
+    """Who writes the log: the actor named in each record, where prior state is kept."""
+
+    @property
+    def actor(self) -> str: ...
+
+    @property
+    def prior_namespace(self) -> str: ...
+
+
 def default_actor(namespace: str) -> str:
     """Who acts: the operator in its namespace, on this host (the pod's name in a cluster)."""
     return f"tenant-enforcer/{namespace}@{socket.gethostname()}"
@@ -70,7 +80,9 @@ def _action(action: Action, result: str) -> dict[str, Any]:
 def _event(before: Level, outcome: Outcome, target_changed: bool) -> str | None:
     if outcome.dry_run:
         return "DryRunPlanned" if target_changed else None
-    if outcome.failures or (outcome.problem and outcome.problem.reason == "ActionFailed"):
+    if outcome.planned and (
+        outcome.failures or (outcome.problem and outcome.problem.reason == "ActionFailed")
+    ):
         return "ActionsFailed"
     if outcome.level != before:
         return "Lifted" if outcome.level == Level.NONE else "LevelChanged"
@@ -85,10 +97,13 @@ def audit_payload(
     previous: Mapping[str, Any],
     outcome: Outcome,
     approvals: Iterable[Approval],
-    log: AuditLog,
+    log: Writer,
 ) -> dict[str, Any] | None:
     """What one reconcile decided and did, for the log; None when it changed nothing."""
-    before = Level.parse(previous.get("level") or "None")
+    try:
+        before = Level.parse(previous.get("level") or "None")
+    except ValueError:
+        before = Level.NONE
     target_changed = previous.get("targetLevel", "None") != outcome.target.api_name
     event = _event(before, outcome, target_changed)
     if event is None:
