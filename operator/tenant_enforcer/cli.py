@@ -6,7 +6,7 @@ import argparse
 import logging
 import sys
 from collections.abc import Callable, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import yaml
@@ -26,9 +26,20 @@ def _cmd_run(args: argparse.Namespace) -> int:
             aws_endpoint_url=args.aws_endpoint_url,
             audit_log=args.audit_log,
             notice_secret=args.notice_secret,
+            breaker_limit=args.breaker_limit,
+            breaker_window=args.breaker_window,
         )
     )
     return 0
+
+
+def _duration(text: str) -> timedelta:
+    from tenant_enforcer.model.duration import parse_duration
+
+    try:
+        return parse_duration(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def _cmd_dev_cluster(args: argparse.Namespace) -> int:
@@ -201,6 +212,15 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--notice-secret",
         help="Secret in --namespace whose key hmac-key signs webhook notices; unset: webhooks are not called",
+    )
+    run.add_argument(
+        "--breaker-limit",
+        type=int,
+        default=50,
+        help="at most this many disruptive raises per --breaker-window, cluster-wide; 0: off",
+    )
+    run.add_argument(
+        "--breaker-window", type=_duration, default=timedelta(minutes=10), help="e.g. 10m (default)"
     )
     run.set_defaults(func=_cmd_run)
 

@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
+from typing import Any
 
 import pytest
 from kubehelpers import OPERATOR_NAMESPACE, OPERATOR_USER, AuditLog, Kube, MotoServer
@@ -23,9 +24,10 @@ from tenant_enforcer.devcluster.cluster import LocalCluster
 
 @contextmanager
 def running_operator(
-    cluster: LocalCluster, workdir: Path, aws_endpoint: str | None = None
+    cluster: LocalCluster, workdir: Path, aws_endpoint: str | None = None, **overrides: Any
 ) -> Iterator[AuditLog]:
-    """The operator in a thread, with its own identity so its writes can be counted."""
+    """The operator in a thread, with its own identity so its writes can be counted;
+    `overrides` sets other OperatorConfig fields (e.g. breaker_limit)."""
     kubeconfig = cluster.kubeconfig_for(OPERATOR_USER)
     conf = OperatorConfig(
         kubeconfig=kubeconfig,
@@ -33,6 +35,7 @@ def running_operator(
         workers=2,
         evidence_dir=workdir / "evidence",
         aws_endpoint_url=aws_endpoint,
+        **overrides,
     )
     stop, ready = threading.Event(), threading.Event()
     thread = threading.Thread(
@@ -46,6 +49,12 @@ def running_operator(
         stop.set()
         thread.join(30)
     assert not thread.is_alive(), "operator did not stop within 30 s"
+
+
+@pytest.fixture(scope="session")
+def operator_factory() -> Callable[..., AbstractContextManager[AuditLog]]:
+    """`running_operator`, for tests that run their own operator on their own cluster."""
+    return running_operator
 
 
 @pytest.fixture(scope="session")

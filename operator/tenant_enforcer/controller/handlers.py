@@ -14,6 +14,7 @@ from typing import Any
 
 import kopf
 
+from tenant_enforcer.controller.breaker import Breaker
 from tenant_enforcer.controller.queue import WorkQueue
 from tenant_enforcer.controller.reconcile import Reconciler
 from tenant_enforcer.controller.store import (
@@ -47,6 +48,7 @@ class Runtime:
     reconciler: Reconciler
     writer: StatusWriter
     login: Callable[[], kopf.ConnectionInfo]
+    breaker: Breaker | None = None  # the process's one breaker ledger (also in the reconciler)
 
 
 def _deleted(event: Any) -> bool:
@@ -116,4 +118,5 @@ def register_handlers(registry: kopf.OperatorRegistry, rt: Runtime) -> None:
 
     @kopf.on.probe(id="queue", registry=registry)
     def queue_probe(**_: Any) -> dict[str, int]:
-        return {"ready": len(rt.queue), "scheduled": rt.queue.due_count(), **rt.view.counts()}
+        breaker = {"breakerRecent": rt.breaker.recent(datetime.now(UTC))} if rt.breaker else {}
+        return {"ready": len(rt.queue), "scheduled": rt.queue.due_count(), **rt.view.counts(), **breaker}

@@ -16,13 +16,17 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from tenant_enforcer.controller.act import Actuator
+from tenant_enforcer.controller.breaker import Breaker
 from tenant_enforcer.controller.store import ClusterView, PolicyEntry, Snapshot
-from tenant_enforcer.core.ladder import evaluate
+from tenant_enforcer.core.breaker import Raise, fallback, is_raise
+from tenant_enforcer.core.ladder import Decision, _approved, evaluate
 from tenant_enforcer.core.notice import NoticeContext
 from tenant_enforcer.core.plan import plan
 from tenant_enforcer.core.scope import precedence, resolve_scope
 from tenant_enforcer.model.ladder import Mode
 from tenant_enforcer.model.levels import Level
+from tenant_enforcer.model.verdict import VerdictState
+from tenant_enforcer.record import conditions as c
 from tenant_enforcer.record.notices import NoticeSubject
 from tenant_enforcer.record.recorder import Recorder, Subject, held_level
 from tenant_enforcer.record.status import Outcome, Problem
@@ -59,6 +63,7 @@ class Reconciler:
         recorder: Recorder,
         operator_namespace: str,
         dry_run: bool = False,
+        breaker: Breaker | None = None,
     ) -> None:
         self.view = view
         self.actuator = actuator
@@ -67,6 +72,7 @@ class Reconciler:
         self.highest = max((t.acts_from for t in self.traits.values()), default=Level.NONE)
         self.operator_namespace = operator_namespace
         self.dry_run = dry_run
+        self.breaker = breaker
         self._guard = threading.Lock()
         self._locks: dict[str, threading.Lock] = defaultdict(threading.Lock)
 
@@ -171,14 +177,26 @@ class Reconciler:
                 ), False
             return Outcome(held, decision, scope.namespaces, failures=(str(exc),)), True
 
+        dry_run = self.dry_run or ladder.mode is Mode.DRY_RUN
+        effective, decision, throttled, taken = self._breaker(
+            policy.tenant, held, effective, decision, snap, now, dry_run
+        )
         actions = plan(effective, inventory, self.traits)
-        if self.dry_run or ladder.mode is Mode.DRY_RUN:
+        if dry_run:
             observed = max((o.applied for o in inventory), default=Level.NONE)
             return Outcome(
-                observed, decision, scope.namespaces, tuple(actions), problem=problem, dry_run=True
+                observed,
+                decision,
+                scope.namespaces,
+                tuple(actions),
+                problem=problem,
+                dry_run=True,
+                extra_conditions=throttled,
             ), False
 
         result = self.actuator.run(actions, inventory, tenant_scope)
+        if taken is not None and result.failed and self.breaker is not None:
+            self.breaker.release(taken)  # the raise did not happen: its slot is free again
         if result.fatal:
             problem = Problem("ActionFailed", "; ".join(result.fatal))
         elif result.reverted:
@@ -201,7 +219,48 @@ class Reconciler:
             evidence=evidence,
             object_due=due,
             applied=tuple(result.done),
+            extra_conditions=throttled,
         ), bool(result.transient)
+
+    def _breaker(
+        self,
+        tenant: str,
+        held: Level,
+        effective: Level,
+        decision: Decision,
+        snap: Snapshot,
+        now: datetime,
+        dry_run: bool,
+    ) -> tuple[Level, Decision, tuple[c.Condition, ...], Raise | None]:
+        """Consult the global breaker before a raise to a disruptive level is acted on.
+
+        Refused: the tenant keeps its level (or gets Notice, never limited), says why in a
+        Throttled condition, and is due again when the next slot frees.  An approval of this
+        level for the tenant's verdicts (as the ladder's approval gates read it) lets the raise
+        pass.  Dry-run only looks: a plan takes no slot.
+        """
+        if self.breaker is None or not is_raise(held, effective):
+            return effective, decision, (), None
+        calling = [
+            v.verdict
+            for v in snap.verdicts
+            if v.verdict
+            and (e := decision.verdicts.get(v.name)) is not None
+            and e.state is VerdictState.ACTIVE
+            and e.level >= effective
+        ]
+        approvals = [a.approval for a in snap.approvals if a.approval]
+        approved = bool(calling) and _approved(effective, calling, approvals)
+        if dry_run:
+            gate, taken = self.breaker.peek(held, effective, now, approved), None
+        else:
+            gate, taken = self.breaker.admit(tenant, held, effective, now, approved)
+        if gate.allowed:
+            return effective, decision, (), taken
+        due = min(t for t in (decision.next_due, gate.next_slot) if t is not None)
+        decision = replace(decision, reason=f"{decision.reason}; breaker open: {gate.message}", next_due=due)
+        condition = c.Condition(c.THROTTLED, True, "BreakerOpen", gate.message)
+        return fallback(held, effective), decision, (condition,), None
 
 
 def _notice_subject(entry: PolicyEntry, snap: Snapshot) -> NoticeSubject | None:

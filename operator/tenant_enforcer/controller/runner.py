@@ -6,6 +6,7 @@ import asyncio
 import logging
 import threading
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -13,17 +14,19 @@ import kopf
 from kubernetes import client, config
 
 from tenant_enforcer.controller.act import Actuator
+from tenant_enforcer.controller.breaker import load_breaker
 from tenant_enforcer.controller.handlers import Runtime, register_handlers
 from tenant_enforcer.controller.queue import WorkQueue
 from tenant_enforcer.controller.reconcile import Reconciler
 from tenant_enforcer.controller.store import ClusterView
 from tenant_enforcer.controller.watch import EnforcedObjectsWatch
 from tenant_enforcer.controller.workers import Workers
+from tenant_enforcer.core.breaker import Limit
 from tenant_enforcer.record.audit import AuditLog, default_actor
 from tenant_enforcer.record.events import EventRecorder
 from tenant_enforcer.record.notices import Notifier
 from tenant_enforcer.record.recorder import Recorder
-from tenant_enforcer.record.writer import StatusWriter
+from tenant_enforcer.record.writer import GROUP, POLICIES, VERSION, StatusWriter
 from tenant_enforcer.state.evidence import open_evidence_store
 from tenant_enforcer.state.prior import PriorStateStore
 from tenant_enforcer.targets.aws.session import AwsSessions, AwsSettings
@@ -44,11 +47,14 @@ class OperatorConfig:
     # Where Deprovision's evidence snapshots go: a directory, or s3://bucket/prefix.
     evidence_dir: Path | str = Path("/var/lib/tenant-enforcer/evidence")
     aws_endpoint_url: str | None = None  # AWS API endpoint override (moto, LocalStack); None: AWS
-    # Secret (key hmac-key) in `namespace` signing webhook notices; None: webhooks are not called.
-    notice_secret: str | None = None
     # The audit log (hash-chained JSON Lines). None: audit.jsonl in evidence_dir when that is a
     # directory, else DEFAULT_AUDIT_LOG: on the chart's evidence volume either way.
     audit_log: Path | None = None
+    # Secret (key hmac-key) in `namespace` signing webhook notices; None: webhooks are not called.
+    notice_secret: str | None = None
+    # The global breaker: at most breaker_limit disruptive raises per breaker_window; 0: off.
+    breaker_limit: int = 50
+    breaker_window: timedelta = timedelta(minutes=10)
 
 
 DEFAULT_AUDIT_LOG = Path("/var/lib/tenant-enforcer/evidence/audit.jsonl")
@@ -152,9 +158,13 @@ def run(
     actuator = Actuator(targets, PriorStateStore(api, conf.namespace))
     recorder = Recorder(writer, EventRecorder(api), Notifier(api, conf.namespace, conf.notice_secret, aws))
     recorder.audit = audit
-    reconciler = Reconciler(view, actuator, recorder, conf.namespace, conf.dry_run)
+    # Before any reconcile: the raises already recorded in TenantPolicy histories count.
+    breaker = load_breaker(api, Limit(conf.breaker_limit, conf.breaker_window), GROUP, VERSION, POLICIES)
+    reconciler = Reconciler(view, actuator, recorder, conf.namespace, conf.dry_run, breaker)
     registry = kopf.OperatorRegistry()
-    register_handlers(registry, Runtime(view, queue, reconciler, writer, lambda: connection_info(cfg)))
+    register_handlers(
+        registry, Runtime(view, queue, reconciler, writer, lambda: connection_info(cfg), breaker)
+    )
     workers = Workers(queue, reconciler.reconcile, conf.workers)
     workers.start()
     enforced_watch = EnforcedObjectsWatch(api, targets.values(), queue.add)

@@ -6,8 +6,10 @@ one more transition may go *now*, and if not, when the next slot frees.
 
 What counts as a raise: a tenant going UP to a disruptive level (ScaleDown, Firewall,
 Deprovision).  Never limited: lifting (going down), Notice (not disruptive), and a tenant
-re-asserting the level it already holds.  A raise in the window at `at` occupies its slot
-while `now - window < at <= now`, i.e. it frees exactly at `at + window`.
+re-asserting the level it already holds.  A raise at `at` occupies its slot while
+`now - window < at`, i.e. it frees exactly at `at + window`.  A raise stamped later than
+`now` counts too: concurrent workers read the clock before they queue for the ledger, so
+one may ask with a `now` older than a raise another has just taken.
 
 Time is passed in; the caller keeps the ledger (controller/breaker.py).
 """
@@ -61,8 +63,8 @@ def is_raise(held: Level, target: Level) -> bool:
 
 
 def in_window(raises: Iterable[Raise], now: datetime, window: timedelta) -> list[Raise]:
-    """The raises occupying a slot at `now`, oldest first."""
-    return sorted((r for r in raises if now - window < r.at <= now), key=lambda r: r.at)
+    """The raises occupying a slot at `now` (later ones included), oldest first."""
+    return sorted((r for r in raises if now - window < r.at), key=lambda r: r.at)
 
 
 def check(

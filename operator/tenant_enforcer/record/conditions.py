@@ -14,6 +14,8 @@ RECONCILING = "Reconciling"
 STALLED = "Stalled"
 ENFORCED = "Enforced"
 AWAITING_APPROVAL = "AwaitingApproval"
+# The global breaker holds a disruptive raise back (listed only while it does).
+THROTTLED = "Throttled"
 DRY_RUN = "DryRun"
 
 # kstatus reads abnormal-true conditions: Reconciling and Stalled are listed only while True.

@@ -22,6 +22,7 @@ DRY_RUN_PLAN = "DryRunPlan"
 VERDICT_STATE = "VerdictStateChanged"
 TENANT_LEVEL = "TenantLevelChanged"
 NOT_RESTORED = "NotRestored"
+BREAKER_OPEN = "BreakerOpen"
 
 _MESSAGE_LIMIT = 1024  # the API server rejects very long messages; kopf truncates likewise
 GROUP_VERSION = "tenant-enforcer.io/v1alpha1"

@@ -16,6 +16,7 @@ from tenant_enforcer.model.levels import Level
 from tenant_enforcer.model.policy import Approval
 from tenant_enforcer.model.verdict import Outcome as VerdictOutcome
 from tenant_enforcer.model.verdict import Verdict, VerdictState
+from tenant_enforcer.record import conditions as c
 from tenant_enforcer.record import events as ev
 from tenant_enforcer.record.audit import AuditLog, audit_payload
 from tenant_enforcer.record.events import EventRecorder, Involved
@@ -61,9 +62,9 @@ class Recorder:
         generation: int,
         now: datetime,
         verdict_uids: Mapping[str, str],
+        notice: NoticeSubject | None = None,
         tenant: str | None = None,  # given for the policy that holds the tenant: its audit records
         approvals: Sequence[Approval] = (),
-        notice: NoticeSubject | None = None,
     ) -> datetime | None:
         """Returns when a failed notice is to be retried, if one is."""
         previous = self.previous(subject)
@@ -114,6 +115,12 @@ class Recorder:
             self.events.emit(
                 who, ev.STALLED, f"{outcome.problem.reason}: {outcome.problem.message}", warning=True
             )
+        throttled = next((x for x in outcome.extra_conditions if x.type == c.THROTTLED and x.status), None)
+        before_conditions = previous.get("conditions") or ()
+        if throttled and not any(
+            x.get("type") == c.THROTTLED and x.get("status") == "True" for x in before_conditions
+        ):
+            self.events.emit(who, ev.BREAKER_OPEN, throttled.message, warning=True)
         if outcome.failures:
             self.events.emit(who, ev.ACTIONS_FAILED, "; ".join(outcome.failures), warning=True)
         if outcome.dry_run and outcome.planned:
