@@ -82,6 +82,7 @@ def test_values_shape_the_operator_command() -> None:
     assert container["command"] == [
         "tenant-enforcer", "run", "--namespace", "te-system",
         "--liveness", "http://0.0.0.0:8080/healthz", "--workers", "4",
+        "--breaker-limit", "50", "--breaker-window", "10m",
     ]  # fmt: skip
     assert container["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "health"}
     assert container["ports"][0]["containerPort"] == 8080
@@ -89,10 +90,13 @@ def test_values_shape_the_operator_command() -> None:
     pod = default["spec"]["template"]["spec"]
     assert pod["securityContext"]["runAsNonRoot"] is True
 
-    [tuned] = of_kind(render("te", "ops", dryRun="true", workers="8", port="9090"), "Deployment")
+    tuned_values = {"dryRun": "true", "workers": "8", "port": "9090"}
+    tuned_values |= {"breaker.limit": "0", "breaker.window": "1h"}
+    [tuned] = of_kind(render("te", "ops", **tuned_values), "Deployment")
     [container] = tuned["spec"]["template"]["spec"]["containers"]
     assert container["command"][2:] == [
-        "--namespace", "ops", "--liveness", "http://0.0.0.0:9090/healthz", "--workers", "8", "--dry-run",
+        "--namespace", "ops", "--liveness", "http://0.0.0.0:9090/healthz", "--workers", "8",
+        "--breaker-limit", "0", "--breaker-window", "1h", "--dry-run",
     ]  # fmt: skip
 
 
@@ -337,7 +341,11 @@ def test_operator_works_as_the_chart_service_account(
 
     def operate() -> None:
         try:
-            run(OperatorConfig(kubeconfig=kubeconfig, namespace=namespace, workers=2), stop=stop, ready=ready)
+            # its audit log in tmp_path: the default (on the chart's volume) is /var/lib/… on this host
+            conf = OperatorConfig(
+                kubeconfig=kubeconfig, namespace=namespace, workers=2, evidence_dir=tmp_path
+            )
+            run(conf, stop=stop, ready=ready)
         except BaseException as exc:
             crashed.append(exc)
 
