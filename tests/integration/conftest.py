@@ -29,6 +29,8 @@ def running_operator(
     """The operator in a thread, with its own identity so its writes can be counted;
     `overrides` sets other OperatorConfig fields (e.g. breaker_limit)."""
     kubeconfig = cluster.kubeconfig_for(OPERATOR_USER)
+    # The shared operators run many tests' raises in a few minutes: no breaker unless asked.
+    overrides = {"breaker_limit": 0, **overrides}
     conf = OperatorConfig(
         kubeconfig=kubeconfig,
         namespace=OPERATOR_NAMESPACE,

@@ -169,3 +169,32 @@ def test_restart_keeps_the_count_an_approval_passes_and_dry_run_shows_the_hold(
         assert dry and dry["status"] == "True", dry
         assert "enforce Notice on" in dry["message"] and "ScaleDown" not in dry["message"], dry
         assert _level(kube, w) == "None"
+
+
+def test_dry_run_shows_which_raises_the_breaker_would_hold(
+    own_kube: Kube, operator_factory: Factory, unique: str, tmp_path: Path
+) -> None:
+    """Nothing is raised in dry-run, yet the plans count: one tenant's plan is ScaleDown, the
+    other's is Notice with the breaker's condition, and neither namespace changes."""
+    kube = own_kube
+    kube.ladder(f"dry-{unique}", [RULE], mode="DryRun")
+    tenants = [_tenant(kube, f"{n}-{unique}", f"dry-{unique}") for n in ("d1", "d2")]
+    with operator_factory(kube.cluster, tmp_path, breaker_limit=1, breaker_window=timedelta(hours=1)):
+        _seen(kube, *tenants)
+        for tenant in tenants:
+            kube.verdict(f"v{tenant}", tenant, category="fraud", severity="high")
+
+        def plans() -> dict[str, str] | None:
+            found = {t: (kube.condition(POLICIES, t, "DryRun") or {}).get("message", "") for t in tenants}
+            return found if all("enforce" in m for m in found.values()) else None
+
+        found = wait_for("both dry-run plans", plans)
+        [would_raise] = [t for t, m in found.items() if "enforce ScaleDown on" in m]
+        [would_hold] = [t for t in tenants if t != would_raise]
+        assert "enforce Notice on" in found[would_hold] and "ScaleDown" not in found[would_hold]
+        cond = _throttled(kube, would_hold)
+        assert cond and "ScaleDown waits until" in cond["message"], cond
+        assert _throttled(kube, would_raise) is None
+        for tenant in tenants:
+            assert _level(kube, tenant) == "None"
+            assert LEVEL not in kube.ns_labels(f"{tenant}-web")

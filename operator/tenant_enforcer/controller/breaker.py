@@ -11,6 +11,10 @@ raise the next process sees.  Its limits: history keeps a tenant's last 20 trans
 times to the second, and a deleted TenantPolicy takes its raises with it (it was lifted,
 so it no longer disrupts anything).  A slot taken for a raise that then failed is given
 back (`release`), so a failing tenant does not starve the others.
+
+Dry-run (`rehearse`) uses a second ledger of would-be raises and would-be levels, checked
+together with the real raises, so a dry-run shows which tenants the breaker would hold
+without taking a slot from a real raise.
 """
 
 from __future__ import annotations
@@ -37,6 +41,8 @@ class Breaker:
         self.limit = limit
         self._lock = threading.Lock()
         self._raises: list[Raise] = list(raises)
+        self._rehearsed: list[Raise] = []  # dry-run: raises that would have happened
+        self._would: dict[str, Level] = {}  # dry-run: the level each tenant would hold
 
     def admit(
         self, tenant: str, held: Level, target: Level, now: datetime, approved: bool = False
@@ -52,10 +58,20 @@ class Breaker:
             self._raises.append(taken)
             return gate, taken
 
-    def peek(self, held: Level, target: Level, now: datetime, approved: bool = False) -> Gate:
-        """The answer without taking a slot (dry-run: a plan uses no slot)."""
+    def rehearse(
+        self, tenant: str, held: Level, target: Level, now: datetime, approved: bool = False
+    ) -> tuple[Gate, Level]:
+        """Dry-run: the answer for a tenant whose real level is `held`, as if earlier dry-run
+        answers had been acted on; returns the level it would now hold. Takes no real slot."""
         with self._lock:
-            return core.check(self._raises, now, self.limit, held, target, approved)
+            self._rehearsed = core.prune(self._rehearsed, now, self.limit.window)
+            would = self._would.get(tenant, held)
+            ledger = self._raises + self._rehearsed
+            gate = core.check(ledger, now, self.limit, would, target, approved)
+            if gate.counts:
+                self._rehearsed.append(Raise(tenant, target, now))
+            self._would[tenant] = target if gate.allowed else core.fallback(would, target)
+            return gate, self._would[tenant]
 
     def release(self, taken: Raise) -> None:
         with self._lock:

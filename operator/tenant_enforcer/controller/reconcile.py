@@ -237,9 +237,9 @@ class Reconciler:
         Refused: the tenant keeps its level (or gets Notice, never limited), says why in a
         Throttled condition, and is due again when the next slot frees.  An approval of this
         level for the tenant's verdicts (as the ladder's approval gates read it) lets the raise
-        pass.  Dry-run only looks: a plan takes no slot.
+        pass.  Dry-run rehearses on the breaker's dry-run ledger: a plan takes no real slot.
         """
-        if self.breaker is None or not is_raise(held, effective):
+        if self.breaker is None or not (dry_run or is_raise(held, effective)):
             return effective, decision, (), None
         calling = [
             v.verdict
@@ -251,16 +251,17 @@ class Reconciler:
         ]
         approvals = [a.approval for a in snap.approvals if a.approval]
         approved = bool(calling) and _approved(effective, calling, approvals)
-        if dry_run:
-            gate, taken = self.breaker.peek(held, effective, now, approved), None
+        if dry_run:  # what a real run would do, taking no real slot
+            (gate, would), taken = self.breaker.rehearse(tenant, held, effective, now, approved), None
         else:
             gate, taken = self.breaker.admit(tenant, held, effective, now, approved)
+            would = effective if gate.allowed else fallback(held, effective)
         if gate.allowed:
             return effective, decision, (), taken
         due = min(t for t in (decision.next_due, gate.next_slot) if t is not None)
         decision = replace(decision, reason=f"{decision.reason}; breaker open: {gate.message}", next_due=due)
         condition = c.Condition(c.THROTTLED, True, "BreakerOpen", gate.message)
-        return fallback(held, effective), decision, (condition,), None
+        return would, decision, (condition,), None
 
 
 def _notice_subject(entry: PolicyEntry, snap: Snapshot) -> NoticeSubject | None:
