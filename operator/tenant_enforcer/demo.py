@@ -6,21 +6,61 @@ platform engineer would see with kubectl, using the CRDs' printer columns.
 
 from __future__ import annotations
 
+import json
+import secrets
 import subprocess
 import threading
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 import yaml
 
 from tenant_enforcer.controller.runner import OperatorConfig, run
+from tenant_enforcer.core.notice import verify
 from tenant_enforcer.devcluster.cluster import LocalCluster, running_cluster
 from tenant_enforcer.model.duration import format_time
 
 REPO = Path(__file__).resolve().parents[2]
+OPERATOR_NAMESPACE = "tenant-enforcer"
+NOTICE_SECRET = "tenant-enforcer-notices"
+
+
+class NoticeInbox:
+    """The tenant's webhook, on 127.0.0.1: keeps each notice and whether its signature verified."""
+
+    def __init__(self) -> None:
+        self.key = secrets.token_hex(16).encode()
+        self.received: list[tuple[bool, dict[str, Any]]] = []
+        inbox = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                ok = verify(inbox.key, dict(self.headers.items()), body, datetime.now(UTC))
+                inbox.received.append((ok, json.loads(body)))
+                self.send_response(200)
+                self.end_headers()
+
+            def log_message(self, *_: Any) -> None:  # quiet: the demo prints what arrived
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/notices"
+        threading.Thread(target=self.server.serve_forever, name="webhook", daemon=True).start()
+
+    def show(self) -> None:
+        print("notices received by acme's webhook:")
+        for ok, doc in self.received:
+            before, after = doc["from"], doc["to"]
+            step = f"; next: {doc['next']['level']} at {doc['next']['at']}" if doc.get("next") else ""
+            print(
+                f"  {doc['kind']:5} {before['level']}→{after['level']} (target {after['targetLevel']}), "
+                f"signature {'verified' if ok else 'INVALID'}, id {doc['id'][:12]}…{step}"
+            )
 
 
 def _say(text: str) -> None:
@@ -49,13 +89,15 @@ def _verdict(path: Path, issued: datetime) -> str:
     return yaml.safe_dump(doc)
 
 
-def _without_aws(path: Path) -> str:
-    """The example tenant names AWS resources; the demo has no AWS account, and a tenant
-    whose AWS scope cannot be read is (rightly) left untouched, so the demo drops it."""
+def _local_tenant(path: Path, webhook: str) -> str:
+    """The example tenant names AWS resources and an SNS topic; the demo has no AWS account
+    (and a tenant whose AWS scope cannot be read is, rightly, left untouched), so it drops
+    them, and points the tenant's webhook at the demo's inbox."""
     docs = list(yaml.safe_load_all(path.read_text()))
     for doc in docs:
         if doc.get("kind") == "TenantPolicy":
             doc["spec"].pop("aws", None)
+            doc["spec"]["contacts"] = {"webhookUrl": webhook}
     return yaml.safe_dump_all(docs)
 
 
@@ -88,10 +130,10 @@ def _pods(cluster: LocalCluster) -> int:
     return len(out.split())
 
 
-def _story(cluster: LocalCluster) -> None:
+def _story(cluster: LocalCluster, inbox: NoticeInbox) -> None:
     _say("the ladder, tenant acme (two namespaces) and its workloads: 3 web pods, an allow-all policy")
     _kubectl(cluster, "apply", "-f", str(REPO / "examples" / "ladder.yaml"))
-    _kubectl(cluster, "apply", "-f", "-", stdin=_without_aws(REPO / "examples" / "tenant.yaml"))
+    _kubectl(cluster, "apply", "-f", "-", stdin=_local_tenant(REPO / "examples" / "tenant.yaml", inbox.url))
     _kubectl(cluster, "apply", "-f", str(REPO / "examples" / "workloads.yaml"))
     _wait("tenant status", lambda: _status(cluster, "targetLevel") == "None")
     _wait("3 web pods running", lambda: _pods(cluster) == 3)
@@ -116,6 +158,8 @@ def _story(cluster: LocalCluster) -> None:
         "-o",
         "jsonpath={.status.reason}{'\\n'}next due: {.status.nextDueAt}{'\\n'}",
     )
+    _wait("the notice to acme's webhook", lambda: bool(inbox.received))
+    inbox.show()
 
     _say("then a critical terrorism verdict: the ladder says Deprovision, which needs a person's approval")
     _kubectl(
@@ -163,6 +207,8 @@ def _story(cluster: LocalCluster) -> None:
         "-o",
         "custom-columns=OBJECT:.involvedObject.name,REASON:.reason,MESSAGE:.message",
     )
+    _wait("the lift notice", lambda: any(doc["kind"] == "lift" for _, doc in inbox.received))
+    inbox.show()
 
 
 def run_demo(keep: bool = False, workdir: Path | None = None) -> int:
@@ -170,11 +216,25 @@ def run_demo(keep: bool = False, workdir: Path | None = None) -> int:
         _say("a local control plane with controllers and two KWOK nodes; installing the CRDs")
         cluster.install_crds(REPO / "crds")
         _kubectl(cluster, "get", "crd", "-l", "app.kubernetes.io/part-of=tenant-enforcer")
+        inbox = NoticeInbox()
+        _kubectl(cluster, "create", "namespace", OPERATOR_NAMESPACE, show=False)
+        _kubectl(
+            cluster,
+            "create",
+            "secret",
+            "generic",
+            NOTICE_SECRET,
+            "-n",
+            OPERATOR_NAMESPACE,
+            f"--from-literal=hmac-key={inbox.key.decode()}",
+            show=False,
+        )
         stop, ready = threading.Event(), threading.Event()
         conf = OperatorConfig(
             kubeconfig=cluster.kubeconfig,
-            namespace="tenant-enforcer",
+            namespace=OPERATOR_NAMESPACE,
             evidence_dir=cluster.directory / "evidence",
+            notice_secret=NOTICE_SECRET,
         )
         operator = threading.Thread(
             target=run, args=(conf,), kwargs={"stop": stop, "ready": ready}, name="operator", daemon=True
@@ -182,7 +242,7 @@ def run_demo(keep: bool = False, workdir: Path | None = None) -> int:
         operator.start()
         try:
             ready.wait(60)
-            _story(cluster)
+            _story(cluster, inbox)
             if keep:
                 _say(f"left running: export KUBECONFIG={cluster.kubeconfig}; Ctrl-C stops everything")
                 threading.Event().wait()
@@ -191,5 +251,6 @@ def run_demo(keep: bool = False, workdir: Path | None = None) -> int:
         finally:
             stop.set()
             operator.join(30)
+            inbox.server.shutdown()
         _say("stopped the operator and the control plane")
     return 0
