@@ -19,7 +19,7 @@ from tenant_enforcer.controller.act import Actuator
 from tenant_enforcer.controller.breaker import Breaker
 from tenant_enforcer.controller.store import ClusterView, PolicyEntry, Snapshot
 from tenant_enforcer.core.breaker import Raise, fallback, is_raise
-from tenant_enforcer.core.ladder import Decision, _approved, evaluate
+from tenant_enforcer.core.ladder import Decision, evaluate, is_approved
 from tenant_enforcer.core.notice import NoticeContext
 from tenant_enforcer.core.plan import plan
 from tenant_enforcer.core.scope import precedence, resolve_scope
@@ -250,7 +250,7 @@ class Reconciler:
             and e.level >= effective
         ]
         approvals = [a.approval for a in snap.approvals if a.approval]
-        approved = bool(calling) and _approved(effective, calling, approvals)
+        approved = bool(calling) and is_approved(effective, calling, approvals)
         if dry_run:  # what a real run would do, taking no real slot
             (gate, would), taken = self.breaker.rehearse(tenant, held, effective, now, approved), None
         else:

@@ -154,7 +154,7 @@ def needs_approval(ladder: Ladder, level: Level) -> bool:
     return level.disruptive and level in ladder.approval_required
 
 
-def _approved(level: Level, calling: Sequence[Verdict], approvals: Iterable[Approval]) -> bool:
+def is_approved(level: Level, calling: Sequence[Verdict], approvals: Iterable[Approval]) -> bool:
     """Some approval covers `level` and every verdict calling for it, by someone who issued none."""
     if not calling:
         return True
@@ -205,7 +205,7 @@ def evaluate(
     awaiting: Level | None = None
     while needs_approval(ladder, target):
         needing = [by_name[e.name] for e in calling if e.level >= target]
-        if _approved(target, needing, approvals):
+        if is_approved(target, needing, approvals):
             break
         awaiting = awaiting or target
         target = Level(target - 1)
