@@ -436,7 +436,14 @@ def test_a_verdict_straight_to_deprovision_through_the_operator(
 
     kube.verdict(f"clear-{unique}", tenant, category="csam", outcome="cleared", supersedes=[f"v-{unique}"])
     wait_for("level None", lambda: kube.status("tenantpolicies", tenant).get("level") == "None", 90)
-    messages = [e.message for e in kube.events_for(tenant) if e.reason == "NotRestored"]
+
+    def not_restored() -> list[str] | None:
+        """The NotRestored messages once each instance has one (posted after the status patch)."""
+        found = [e.message for e in kube.events_for(tenant) if e.reason == "NotRestored"]
+        named = all(any(i in m and "not re-created" in m for m in found) for i in world.instances)
+        return found if named else None
+
+    messages = wait_for("a NotRestored Event per instance", not_restored)
     for instance in world.instances:
         assert any(instance in m and "not re-created" in m for m in messages), messages
         assert instance_state(aws, instance) == "terminated"
