@@ -16,6 +16,7 @@ from kubernetes import client, config
 from tenant_enforcer.controller.act import Actuator
 from tenant_enforcer.controller.breaker import load_breaker
 from tenant_enforcer.controller.handlers import Runtime, register_handlers
+from tenant_enforcer.controller.prime import prime_view
 from tenant_enforcer.controller.queue import WorkQueue
 from tenant_enforcer.controller.reconcile import Reconciler
 from tenant_enforcer.controller.store import ClusterView
@@ -165,6 +166,8 @@ def run(
     register_handlers(
         registry, Runtime(view, queue, reconciler, writer, lambda: connection_info(cfg), breaker)
     )
+    # The whole picture first: a reconcile on a half-filled view would act on part of the facts.
+    queue.add_many(prime_view(api, view))
     workers = Workers(queue, reconciler.reconcile, conf.workers)
     workers.start()
     enforced_watch = EnforcedObjectsWatch(api, targets.values(), queue.add)
