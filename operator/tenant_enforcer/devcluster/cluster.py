@@ -7,7 +7,6 @@ kube-apiserver whose etcd went first hangs in its shutdown.
 
 from __future__ import annotations
 
-import base64
 import ctypes
 import os
 import signal
@@ -25,7 +24,8 @@ from pathlib import Path
 import yaml
 
 from tenant_enforcer.devcluster.build import Binaries, ensure_binaries
-from tenant_enforcer.devcluster.pki import CertPair, LocalPKI
+from tenant_enforcer.devcluster.configfiles import write_audit_policy, write_kubeconfig
+from tenant_enforcer.devcluster.pki import LocalPKI
 
 FAKE_NODE_ANNOTATION = "kwok.x-k8s.io/node"
 STOP_TIMEOUT_S = 15.0
@@ -94,7 +94,7 @@ class LocalCluster:
         assert self.pki is not None
         pair = self.pki.issue(f"user-{user}", user, org=",".join(groups) or None)
         path = self.directory / f"{user}.kubeconfig"
-        _kubeconfig(path, self.server, self.pki.ca.cert, pair, user)
+        write_kubeconfig(path, self.server, self.pki.ca.cert, pair, user)
         return path
 
     @property
@@ -185,56 +185,6 @@ def _http_ok(url: str, context: ssl.SSLContext | None = None) -> bool:
         return False
 
 
-def _kubeconfig(path: Path, server: str, ca: Path, client: CertPair, user: str) -> None:
-    def b64(p: Path) -> str:
-        return base64.b64encode(p.read_bytes()).decode()
-
-    path.write_text(
-        yaml.safe_dump(
-            {
-                "apiVersion": "v1",
-                "kind": "Config",
-                "clusters": [
-                    {"name": "local", "cluster": {"server": server, "certificate-authority-data": b64(ca)}}
-                ],
-                "users": [
-                    {
-                        "name": user,
-                        "user": {
-                            "client-certificate-data": b64(client.cert),
-                            "client-key-data": b64(client.key),
-                        },
-                    }
-                ],
-                "contexts": [{"name": "local", "context": {"cluster": "local", "user": user}}],
-                "current-context": "local",
-            }
-        )
-    )
-    path.chmod(0o600)
-
-
-def _audit_policy(directory: Path) -> Path:
-    path = directory / "audit-policy.yaml"
-    path.write_text(
-        yaml.safe_dump(
-            {
-                "apiVersion": "audit.k8s.io/v1",
-                "kind": "Policy",
-                "omitStages": ["RequestReceived"],
-                "rules": [
-                    {
-                        "level": "Metadata",
-                        "verbs": ["create", "update", "patch", "delete", "deletecollection"],
-                    },
-                    {"level": "None"},
-                ],
-            }
-        )
-    )
-    return path
-
-
 def _start_etcd(st: _Starter) -> str:
     client, peer = free_port(), free_port()
     url = f"http://127.0.0.1:{client}"
@@ -266,7 +216,7 @@ def _start_apiserver(st: _Starter, etcd_url: str) -> tuple[str, Path]:
     admin = st.pki.issue("admin", "admin", org="system:masters")
     server = f"https://127.0.0.1:{port}"
     kubeconfig = st.dir / "admin.kubeconfig"
-    _kubeconfig(kubeconfig, server, st.pki.ca.cert, admin, "admin")
+    write_kubeconfig(kubeconfig, server, st.pki.ca.cert, admin, "admin")
     apiserver = st.spawn(
         "kube-apiserver",
         [
@@ -286,7 +236,7 @@ def _start_apiserver(st: _Starter, etcd_url: str) -> tuple[str, Path]:
             "--allow-privileged=true",
             "--disable-admission-plugins=ServiceAccount",
             # Every write, by whom: tests count the operator's API writes from this log.
-            f"--audit-policy-file={_audit_policy(st.dir)}",
+            f"--audit-policy-file={write_audit_policy(st.dir)}",
             f"--audit-log-path={st.dir / 'audit.log'}",
             "--audit-log-format=json",
             "--audit-log-mode=blocking",
