@@ -10,6 +10,7 @@ never acts on partial data.
 from __future__ import annotations
 
 from collections.abc import Callable, Collection, Iterator
+from dataclasses import dataclass
 from typing import Any, ClassVar, TypeVar
 
 from tenant_enforcer.model.policy import AwsScope
@@ -19,6 +20,13 @@ from tenant_enforcer.targets.errors import AwsTargetError
 
 R = TypeVar("R")
 ENFORCED_TAG = "tenant-enforcer.io/enforced-level"  # on AWS resources we hold at a level
+
+
+@dataclass(frozen=True)
+class TenantBucket:
+    name: str
+    region: str
+    tags: list[dict[str, Any]]
 
 
 class AwsTarget(Target):
@@ -65,6 +73,32 @@ class AwsTarget(Target):
                 yield from page.get(key) or []
         except Exception as exc:
             raise AwsTargetError(f"{self.service}.{operation}", exc) from exc
+
+    def tenant_buckets(self, s3: Any, aws: AwsScope) -> list[TenantBucket]:
+        """Every bucket carrying the tenant's tag, with its region and tags (S3 lists the
+        buckets of every region at once; a bucket gone meanwhile is left out)."""
+        found = []
+        for listed in self.paginate(s3, "list_buckets", "Buckets"):
+            name = listed["Name"]
+            tagging = self.tolerant(
+                {"NoSuchTagSet", "NoSuchBucket"},
+                f"s3.get_bucket_tagging {name}",
+                s3.get_bucket_tagging,
+                Bucket=name,
+            )
+            if tagging is None or not has_tenant_tag(tagging.get("TagSet"), aws):
+                continue
+            region = listed.get("BucketRegion")
+            if not region:
+                location = self.tolerant(
+                    {"NoSuchBucket"}, f"s3.get_bucket_location {name}", s3.get_bucket_location, Bucket=name
+                )
+                if location is None:
+                    continue
+                region = location.get("LocationConstraint") or "us-east-1"  # None: us-east-1
+            region = "eu-west-1" if region == "EU" else str(region)
+            found.append(TenantBucket(name, region, list(tagging.get("TagSet") or [])))
+        return found
 
 
 def tag_filters(scope: AwsScope) -> list[dict[str, Any]]:

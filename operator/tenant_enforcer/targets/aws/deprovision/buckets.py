@@ -79,10 +79,12 @@ class DeprovisionedBucketTarget(AwsDeprovisionTarget):
             return []
         found = []
         now = datetime.now(UTC)
-        for region in self.regions(scope):
+        regions = self.regions(scope)
+        listed = self.tenant_buckets(self.client(scope.aws, regions[0]), scope.aws) if regions else []
+        for region in regions:
             s3 = self.client(scope.aws, region)
             saved = self.saved_in(scope, region)
-            tenant = {name for name, _ in self.tenant_buckets(s3, scope.aws, region)}
+            tenant = {b.name for b in listed if b.region == region}
             for name in sorted(tenant | {r.name for r in saved}):
                 ref = ObjectRef(self.kind, name, region)
                 if ref not in saved:

@@ -156,30 +156,9 @@ class AwsDeprovisionTarget(AwsTarget):
     def bucket_documents(self, aws: AwsScope, region: str) -> list[dict[str, Any]]:
         """Each tenant bucket in `region`, as an evidence document (see `bucket_document`)."""
         s3 = self.sessions.client(aws, "s3", region)
-        documents = []
-        for bucket, tags in self.tenant_buckets(s3, aws, region):
-            found = self.bucket_document(s3, bucket, region, tags)
-            if found is not None:
-                documents.append(found)
-        return documents
-
-    def tenant_buckets(self, s3: Any, aws: AwsScope, region: str) -> list[tuple[str, list[dict[str, Any]]]]:
-        """(name, tags) of each bucket in `region` that carries the tenant's tag."""
-        found = []
-        for listed in self.paginate(s3, "list_buckets", "Buckets"):
-            bucket = listed["Name"]
-            tagging = self._s3(s3.get_bucket_tagging, bucket, {"NoSuchTagSet", "NoSuchBucket"})
-            if tagging is None or not has_tenant_tag(tagging.get("TagSet"), aws):
-                continue
-            where = listed.get("BucketRegion")
-            if not where:
-                location = self._s3(s3.get_bucket_location, bucket, {"NoSuchBucket"})
-                if location is None:
-                    continue
-                where = str(location.get("LocationConstraint") or "us-east-1")  # None: us-east-1
-            if ("eu-west-1" if where == "EU" else where) == region:
-                found.append((bucket, list(tagging.get("TagSet") or [])))
-        return found
+        here = [b for b in self.tenant_buckets(s3, aws) if b.region == region]
+        documents = [self.bucket_document(s3, b.name, region, b.tags) for b in here]
+        return [d for d in documents if d is not None]  # None: gone since the listing
 
     def bucket_document(
         self, s3: Any, bucket: str, region: str, tags: list[dict[str, Any]]

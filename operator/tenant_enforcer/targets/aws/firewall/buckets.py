@@ -16,9 +16,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from tenant_enforcer.model.levels import Level
-from tenant_enforcer.model.policy import AwsScope
 from tenant_enforcer.model.refs import ObjectRef, Observed
-from tenant_enforcer.targets.aws.base import has_tenant_tag
 from tenant_enforcer.targets.aws.firewall.base import FirewallTarget
 from tenant_enforcer.targets.base import PriorRecord, TenantScope
 from tenant_enforcer.targets.errors import AwsTargetError
@@ -97,29 +95,6 @@ class BucketTarget(FirewallTarget):
         "s3:PutBucketPublicAccessBlock",  # also what DeletePublicAccessBlock needs
     )
 
-    def _is_tenants(self, s3: Any, bucket: str, aws: AwsScope) -> bool:
-        tagging = self.tolerant(
-            {"NoSuchTagSet", "NoSuchBucket"},
-            f"s3.get_bucket_tagging {bucket}",
-            s3.get_bucket_tagging,
-            Bucket=bucket,
-        )
-        return tagging is not None and has_tenant_tag(tagging.get("TagSet"), aws)
-
-    def _region(self, s3: Any, listed: Mapping[str, Any]) -> str | None:
-        if listed.get("BucketRegion"):
-            return str(listed["BucketRegion"])
-        found = self.tolerant(
-            {"NoSuchBucket"},
-            f"s3.get_bucket_location {listed['Name']}",
-            s3.get_bucket_location,
-            Bucket=listed["Name"],
-        )
-        if found is None:
-            return None
-        location = str(found.get("LocationConstraint") or "us-east-1")  # None: us-east-1
-        return "eu-west-1" if location == "EU" else location
-
     def _state(self, s3: Any, bucket: str) -> dict[str, Any] | None:
         """The policy (as stored) and public access block, or None if the bucket is gone."""
         try:
@@ -146,13 +121,11 @@ class BucketTarget(FirewallTarget):
         regions = set(self.regions(scope))
         s3 = self.client(scope.aws, self.regions(scope)[0])
         saved = scope.saved_of_kind(self.kind)
-        refs: list[ObjectRef] = []
-        for listed in self.paginate(s3, "list_buckets", "Buckets"):
-            if not self._is_tenants(s3, listed["Name"], scope.aws):
-                continue
-            region = self._region(s3, listed)
-            if region in regions:
-                refs.append(ObjectRef(self.kind, listed["Name"], region))
+        refs = [
+            ObjectRef(self.kind, b.name, b.region)
+            for b in self.tenant_buckets(s3, scope.aws)
+            if b.region in regions
+        ]
         found = []
         for ref in sorted(set(refs) | set(saved)):  # held by us, even if it lost the tag since
             assert ref.namespace is not None
