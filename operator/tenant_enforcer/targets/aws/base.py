@@ -20,6 +20,7 @@ from tenant_enforcer.targets.errors import AwsTargetError
 
 R = TypeVar("R")
 ENFORCED_TAG = "tenant-enforcer.io/enforced-level"  # on AWS resources we hold at a level
+TAGS_CHUNK = 20  # ELBv2 DescribeTags takes at most 20 ARNs
 
 
 @dataclass(frozen=True)
@@ -99,6 +100,22 @@ class AwsTarget(Target):
             region = "eu-west-1" if region == "EU" else str(region)
             found.append(TenantBucket(name, region, list(tagging.get("TagSet") or [])))
         return found
+
+    def tenant_load_balancers(self, elb: Any, aws: AwsScope) -> list[dict[str, Any]]:
+        """The ELBv2 load balancers carrying the tenant's tag (each with its `Tags`), by name."""
+        lbs = {
+            lb["LoadBalancerArn"]: lb for lb in self.paginate(elb, "describe_load_balancers", "LoadBalancers")
+        }
+        arns = sorted(lbs)
+        tenant: list[dict[str, Any]] = []
+        for start in range(0, len(arns), TAGS_CHUNK):
+            described = self.call(
+                "elbv2.describe_tags", elb.describe_tags, ResourceArns=arns[start : start + TAGS_CHUNK]
+            )
+            for d in described.get("TagDescriptions") or []:
+                if has_tenant_tag(d.get("Tags"), aws):
+                    tenant.append({**lbs[d["ResourceArn"]], "Tags": d.get("Tags") or []})
+        return sorted(tenant, key=lambda lb: str(lb["LoadBalancerName"]))
 
 
 def tag_filters(scope: AwsScope) -> list[dict[str, Any]]:

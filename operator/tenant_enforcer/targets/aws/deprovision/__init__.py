@@ -22,11 +22,11 @@ planner breaks ties by registration order; `isort: split` keeps a formatter from
 them); the rest re-exports the names of the former single `deprovision` module.
 """
 
+from tenant_enforcer.targets.aws.base import TAGS_CHUNK
 from tenant_enforcer.targets.aws.deprovision.evidence import (
     API_VERSION,
     ELB_READS,
     S3_READS,
-    TAGS_CHUNK,
     AwsDeprovisionTarget,
     DeprovisionIncomplete,
     document,

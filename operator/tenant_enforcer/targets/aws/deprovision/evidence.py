@@ -16,12 +16,11 @@ from typing import Any
 from tenant_enforcer.model.levels import Level
 from tenant_enforcer.model.policy import AwsScope
 from tenant_enforcer.model.refs import ObjectRef
-from tenant_enforcer.targets.aws.base import AwsTarget, has_tenant_tag
+from tenant_enforcer.targets.aws.base import AwsTarget
 from tenant_enforcer.targets.base import EvidenceStore, TenantScope
 from tenant_enforcer.targets.errors import AwsTargetError, ErrorClass, TargetError
 
 API_VERSION = "aws.tenant-enforcer.io/v1"  # of the evidence documents
-TAGS_CHUNK = 20  # ELBv2 DescribeTags takes at most 20 ARNs
 S3_READS = (
     "s3:ListAllMyBuckets",
     "s3:GetBucketTagging",
@@ -112,21 +111,6 @@ class AwsDeprovisionTarget(AwsTarget):
         for lb in self.tenant_load_balancers(elb, scope.aws):
             documents += self.load_balancer_documents(elb, lb, region)
         return documents + self.bucket_documents(scope.aws, region)
-
-    def tenant_load_balancers(self, elb: Any, aws: AwsScope) -> list[dict[str, Any]]:
-        lbs = {
-            lb["LoadBalancerArn"]: lb for lb in self.paginate(elb, "describe_load_balancers", "LoadBalancers")
-        }
-        arns = sorted(lbs)
-        tenant: list[dict[str, Any]] = []
-        for start in range(0, len(arns), TAGS_CHUNK):
-            described = self.call(
-                "elbv2.describe_tags", elb.describe_tags, ResourceArns=arns[start : start + TAGS_CHUNK]
-            )
-            for d in described.get("TagDescriptions") or []:
-                if has_tenant_tag(d.get("Tags"), aws):
-                    tenant.append({**lbs[d["ResourceArn"]], "Tags": d.get("Tags") or []})
-        return sorted(tenant, key=lambda lb: str(lb["LoadBalancerName"]))
 
     def target_groups(self, elb: Any, lb_arn: str) -> list[dict[str, Any]]:
         try:

@@ -18,6 +18,7 @@ formatter from sorting them alphabetically); the rest re-exports the names of th
 single `firewall` module.
 """
 
+from tenant_enforcer.targets.aws.base import TAGS_CHUNK
 from tenant_enforcer.targets.aws.firewall.base import FirewallTarget, NotYetSafe, chunks
 
 # isort: split
@@ -37,7 +38,6 @@ from tenant_enforcer.targets.aws.firewall.quarantine import (
 # isort: split
 from tenant_enforcer.targets.aws.firewall.listeners import (
     FIXED_503,
-    TAGS_CHUNK,
     LoadBalancerListenerTarget,
     LoadBalancerRuleTarget,
     comparable_actions,

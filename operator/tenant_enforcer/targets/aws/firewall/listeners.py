@@ -36,13 +36,11 @@ from typing import Any
 from tenant_enforcer.model.levels import Level
 from tenant_enforcer.model.policy import AwsScope
 from tenant_enforcer.model.refs import ObjectRef, Observed
-from tenant_enforcer.targets.aws.base import has_tenant_tag
-from tenant_enforcer.targets.aws.firewall.base import FirewallTarget, chunks
+from tenant_enforcer.targets.aws.firewall.base import FirewallTarget
 from tenant_enforcer.targets.base import PriorRecord, TenantScope
 from tenant_enforcer.targets.errors import AwsTargetError
 from tenant_enforcer.targets.registry import register
 
-TAGS_CHUNK = 20  # ELBv2 DescribeTags takes at most 20 ARNs
 FIXED_503 = {
     "Type": "fixed-response",
     "FixedResponseConfig": {
@@ -85,22 +83,6 @@ class ElbFirewallTarget(FirewallTarget):
 
     service = "elbv2"
 
-    def tenant_load_balancers(self, elb: Any, aws: AwsScope) -> list[str]:
-        arns = [
-            lb["LoadBalancerArn"]
-            for lb in self.paginate(elb, "describe_load_balancers", "LoadBalancers")
-            if lb.get("Type") == "application"
-        ]
-        tenant = []
-        for part in chunks(arns, TAGS_CHUNK):
-            described = self.call("elbv2.describe_tags", elb.describe_tags, ResourceArns=part)
-            tenant += [
-                d["ResourceArn"]
-                for d in described.get("TagDescriptions") or []
-                if has_tenant_tag(d.get("Tags"), aws)
-            ]
-        return sorted(tenant)
-
     def listener(self, elb: Any, name: str) -> dict[str, Any] | None:
         """The listener a ref name names, found again through its load balancer's name."""
         lb_name, lb_id, listener_id = name.split(".")
@@ -123,7 +105,12 @@ class ElbFirewallTarget(FirewallTarget):
         """The tenant's listeners by ref name, plus those named in `held` (held by us, even if
         their load balancer lost the tag since); deleted ones are missing."""
         listeners = {}
-        for lb in self.tenant_load_balancers(elb, aws):
+        albs = [
+            lb["LoadBalancerArn"]
+            for lb in self.tenant_load_balancers(elb, aws)
+            if lb.get("Type") == "application"
+        ]
+        for lb in sorted(albs):
             for listener in self.paginate(elb, "describe_listeners", "Listeners", LoadBalancerArn=lb):
                 listeners[listener_ref_name(listener["ListenerArn"])] = dict(listener)
         for name in sorted(set(held)):
